@@ -1,0 +1,2 @@
+/* codec: placeholder until the codec lands (issue 2). */
+#include "codec.h"

@@ -1,0 +1,73 @@
+/* util: the few things every module needs and none should write twice:
+ * one-line levelled logging to stderr, clocks, bounded number parsing,
+ * key=value config files, a stable 64-bit hash, and the out-of-memory
+ * policy (abort in one place, as Redis does).
+ *
+ * Nothing here knows of Kafka, RocksDB or the model. */
+#ifndef RECSTREAM_UTIL_H
+#define RECSTREAM_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define RECSTREAM_VERSION "0.1.0"
+
+/* ---- Logging: one line per event, "2026-11-22T22:30:00.123Z INFO text". */
+typedef enum {
+    UTIL_LOG_ERROR = 0,
+    UTIL_LOG_WARN = 1,
+    UTIL_LOG_INFO = 2,
+    UTIL_LOG_DEBUG = 3
+} util_log_level;
+
+void util_log_set_level(util_log_level level);
+util_log_level util_log_get_level(void);
+/* Parses "error", "warn", "info", "debug"; returns -1 when unknown. */
+int util_log_level_parse(const char *s);
+void util_log(util_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#define log_error(...) util_log(UTIL_LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) util_log(UTIL_LOG_WARN, __VA_ARGS__)
+#define log_info(...) util_log(UTIL_LOG_INFO, __VA_ARGS__)
+#define log_debug(...) util_log(UTIL_LOG_DEBUG, __VA_ARGS__)
+
+/* ---- Clocks. */
+int64_t util_now_ms(void);   /* wall clock, milliseconds since the epoch */
+int64_t util_mono_ns(void);  /* monotonic, for measuring durations */
+
+/* ---- Memory: these never return NULL; on exhaustion they log and abort. */
+void *util_malloc(size_t n);
+void *util_calloc(size_t n, size_t size);
+void *util_realloc(void *p, size_t n);
+char *util_strdup(const char *s);
+char *util_strndup(const char *s, size_t n);
+
+/* ---- Parsing. Each returns 0 on success, -1 when the text is not a
+ * number of that kind or lies outside [min, max]. */
+int util_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+int util_parse_double(const char *s, double min, double max, double *out);
+/* "true/false/yes/no/on/off/1/0"; returns -1 otherwise. */
+int util_parse_bool(const char *s, int *out);
+/* Durations "250ms", "30s", "5m", "2h", "7d" (bare number = ms). */
+int util_parse_duration_ms(const char *s, int64_t *out);
+
+/* ---- Config files: key=value lines, '#' comments, blank lines ignored,
+ * whitespace around key and value trimmed. The callback returns 0 to go on;
+ * non-zero stops reading and is returned. Errors name the file and line. */
+typedef int (*util_kv_cb)(const char *key, const char *value, void *opaque,
+                          char *errstr, size_t errstr_size);
+int util_kv_file_read(const char *path, util_kv_cb cb, void *opaque,
+                      char *errstr, size_t errstr_size);
+
+/* Whether a configuration key names a secret (password, secret, token,
+ * key material); such values are never logged, only "[redacted]". */
+int util_is_secret_key(const char *key);
+
+/* ---- Hashing: XXH3 64-bit, stable across machines and restarts. */
+uint64_t util_hash64(const void *data, size_t len, uint64_t seed);
+
+/* ---- UTF-8: 1 when [s, s+len) is well-formed UTF-8 without NUL bytes. */
+int util_utf8_valid(const char *s, size_t len);
+
+#endif
