@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define RECSTREAM_VERSION "0.1.0"
 
@@ -69,5 +70,59 @@ uint64_t util_hash64(const void *data, size_t len, uint64_t seed);
 
 /* ---- UTF-8: 1 when [s, s+len) is well-formed UTF-8 without NUL bytes. */
 int util_utf8_valid(const char *s, size_t len);
+
+/* ---- Command-line options, one table per command (as Redis's config.c
+ * keeps one table of settings with bounds). The same names work as GNU long
+ * flags (--name=value or --name value), as keys of a -c FILE (key=value
+ * lines), and short flags where given. A bad flag or value prints one line
+ * naming it, and the command exits 2. */
+typedef enum {
+    UTIL_OPT_FLAG,     /* int*, set to 1; takes no value (file: a bool) */
+    UTIL_OPT_BOOL,     /* int*, true/false */
+    UTIL_OPT_INT,      /* int64_t*, within [min, max] */
+    UTIL_OPT_DOUBLE,   /* double*, within [dmin, dmax] */
+    UTIL_OPT_STRING,   /* const char**, valid until util_cli_free */
+    UTIL_OPT_DURATION, /* int64_t* milliseconds: 250ms, 30s, 5m, 2h, 7d */
+    UTIL_OPT_FUNC      /* fn(value, opaque) parses; may repeat (-X k=v) */
+} util_opt_type;
+
+typedef int (*util_opt_fn)(const char *value, void *opaque, char *errstr, size_t errstr_size);
+
+typedef struct util_opt {
+    const char *name;  /* long name and config-file key */
+    char short_name;   /* 0 for none */
+    util_opt_type type;
+    void *target;      /* see the types; for FUNC, the opaque pointer */
+    int64_t min, max;  /* INT bounds */
+    double dmin, dmax; /* DOUBLE bounds */
+    util_opt_fn fn;    /* FUNC */
+    const char *arg;   /* value name in help, e.g. "N" */
+    const char *help;
+} util_opt;
+
+typedef struct util_cli {
+    const char *command; /* "recstream produce" */
+    const char *usage;   /* "[OPTIONS] [FILE...]" */
+    const char *about;   /* a paragraph printed by --help */
+    const util_opt *opts;
+    size_t n_opts;
+    /* Keys of a -c FILE that name no option go here (e.g. to librdkafka);
+     * NULL makes them an error. */
+    util_opt_fn unknown_key;
+    void *unknown_opaque;
+} util_cli;
+
+/* Parses argv[1..] (argv[0] is the command). Positional arguments are moved,
+ * in order, to argv[1..*n_pos]. Returns 0 to go on, 1 when --help was printed
+ * (exit 0), -1 after printing one error line (exit 2). -c FILE and --help
+ * are always understood. */
+int util_cli_parse(const util_cli *cli, int argc, char **argv, int *n_pos);
+void util_cli_help(const util_cli *cli, FILE *out);
+/* Frees strings the parser copied (values read from -c files). */
+void util_cli_free(void);
+/* One error line in the parser's form, for checks made after parsing:
+ * "recstream run: --half-life: must be positive". Returns 2. */
+int util_cli_error(const util_cli *cli, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 #endif
