@@ -1,7 +1,147 @@
-/* producer: recstream's Kafka foundation and output side (owned by the
- * foundation work; see docs/architecture.md). */
+/* producer: recstream's Kafka foundation and its output side.
+ *
+ * - producer_kconf: librdkafka settings gathered from -X key=value and from
+ *   the keys of a -c FILE that name no recstream option, validated one by one
+ *   so that a bad key or value is one clear line (exit 2), logged with
+ *   secrets redacted.
+ * - producer_broker: the embedded broker (librdkafka's mock cluster), a real
+ *   Kafka protocol peer on 127.0.0.1 that kcat and any client can use, with
+ *   thin fault-injection wrappers for tests. The mock API is experimental;
+ *   all of it lives in producer/broker.c.
+ * - producer_out: the output publisher (keyed produce with the murmur2
+ *   partitioner, delivery reports counted and handed back per message,
+ *   backpressure on a full queue).
+ * - producer_cmd_produce: the `recstream produce` command.
+ *
+ * Errors: functions return -1 (or NULL) and write one line to errstr. */
 #ifndef RECSTREAM_PRODUCER_H
 #define RECSTREAM_PRODUCER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <librdkafka/rdkafka.h>
+
+/* The partitioner of every recstream producer: Java clients' murmur2, so a
+ * user lands on the same partition whoever produced the event. */
+#define PRODUCER_PARTITIONER "murmur2_random"
+
+/* ==== Kafka client configuration ==== */
+
+typedef struct producer_kconf producer_kconf;
+
+producer_kconf *producer_kconf_new(void);
+void producer_kconf_free(producer_kconf *kc);
+
+/* Sets one librdkafka property, checked at once against librdkafka (a
+ * scratch configuration), so a bad key or value fails here. A later set of
+ * the same key replaces the earlier one. */
+int producer_kconf_set(producer_kconf *kc, const char *key, const char *value, char *errstr,
+                       size_t errstr_size);
+
+/* util_opt_fn for "-X key=value" (opaque: the producer_kconf). "-X list"
+ * and "-X dump" record a request to print the properties; see
+ * producer_kconf_show. */
+int producer_kconf_opt(const char *kv, void *kconf, char *errstr, size_t errstr_size);
+
+/* util_cli.unknown_key for -c FILE lines naming no recstream option; gets
+ * "key=value" (opaque: the producer_kconf). Same rules as -X. */
+int producer_kconf_file_key(const char *kv, void *kconf, char *errstr, size_t errstr_size);
+
+/* The value set for key, or NULL. Keys under "schema.registry." are kept
+ * here for recstream's Schema Registry client and never go to librdkafka. */
+const char *producer_kconf_get(const producer_kconf *kc, const char *key);
+
+/* When -X list (property table) or -X dump (effective configuration, secrets
+ * redacted) was given: prints it to out and returns 1 (the command then
+ * exits 0). Returns 0 otherwise. */
+int producer_kconf_show(const producer_kconf *kc, FILE *out);
+
+/* A new librdkafka configuration: bootstrap.servers = brokers when brokers is
+ * non-NULL (else from -X), then every stored key in order. Returns NULL with
+ * errstr ("-X key: reason") on failure. The caller owns the result. */
+rd_kafka_conf_t *producer_kconf_build(const producer_kconf *kc, const char *brokers, char *errstr,
+                                      size_t errstr_size);
+
+/* Logs the user-supplied settings at info level, one line, secrets shown as
+ * "[redacted]" (util_is_secret_key). what names the client ("output"). */
+void producer_kconf_log(const producer_kconf *kc, const char *what);
+
+/* ==== Embedded broker (librdkafka mock cluster) ==== */
+
+typedef struct producer_broker producer_broker;
+
+#define PRODUCER_BROKER_DEFAULT_PARTITIONS 4
+
+/* Starts a one-broker mock cluster on 127.0.0.1 (random port) and creates
+ * each topic with `partitions` partitions. Returns NULL with errstr. */
+producer_broker *producer_broker_start(int partitions, const char *const *topics, size_t n_topics,
+                                       char *errstr, size_t errstr_size);
+/* Same with n_brokers brokers (ids 1..n_brokers), for fault-injection tests. */
+producer_broker *producer_broker_start_cluster(int n_brokers, int partitions,
+                                               const char *const *topics, size_t n_topics,
+                                               char *errstr, size_t errstr_size);
+/* "127.0.0.1:PORT[,...]": valid until producer_broker_stop. */
+const char *producer_broker_bootstraps(const producer_broker *b);
+int producer_broker_create_topic(producer_broker *b, const char *topic, int partitions,
+                                 char *errstr, size_t errstr_size);
+/* Fault injection. broker_id counts from 1. Return 0 or -1. */
+int producer_broker_set_down(producer_broker *b, int32_t broker_id, int down);
+int producer_broker_set_rtt(producer_broker *b, int32_t broker_id, int rtt_ms);
+/* The next n requests of type api_key (RD_KAFKAP_Produce = 0, Fetch = 1,
+ * ...) to any broker fail with errors[0..n-1]. */
+void producer_broker_push_errors(producer_broker *b, int16_t api_key, size_t n,
+                                 const rd_kafka_resp_err_t *errors);
+void producer_broker_stop(producer_broker *b);
+
+/* ==== Output publisher ==== */
+
+typedef struct producer_out producer_out;
+
+/* Called from producer_out_poll/flush (the caller's thread) once per
+ * message: msg_opaque as given to producer_out_send, err is
+ * RD_KAFKA_RESP_ERR_NO_ERROR when the broker acknowledged it. */
+typedef void (*producer_out_dr_fn)(void *msg_opaque, rd_kafka_resp_err_t err, void *cb_opaque);
+
+typedef struct producer_header {
+    const char *name;
+    const void *value;
+    size_t len;
+} producer_header;
+
+typedef struct producer_out_stats {
+    uint64_t sent;                /* accepted by producer_out_send */
+    uint64_t delivered;           /* acknowledged by the broker */
+    uint64_t failed;              /* delivery failed (after librdkafka's retries) */
+    rd_kafka_resp_err_t last_err; /* last delivery error, or NO_ERROR */
+} producer_out_stats;
+
+/* A producer with partitioner=murmur2_random (unless -X partitioner= says
+ * otherwise), kc's settings and bootstrap.servers=brokers. dr may be NULL.
+ * Returns NULL with errstr ("-X key: reason", or the client's error). */
+producer_out *producer_out_new(const producer_kconf *kc, const char *brokers, producer_out_dr_fn dr,
+                               void *dr_opaque, char *errstr, size_t errstr_size);
+/* Enqueues one message, keyed, to the default partitioner. On a full queue
+ * it serves delivery reports and retries (backpressure) rather than fail.
+ * Headers are copied. Returns 0, or -1 with errstr (unknown topic, message
+ * too large, fatal client error). */
+int producer_out_send(producer_out *o, const char *topic, const void *key, size_t keylen,
+                      const void *value, size_t len, const producer_header *hdrs, size_t n_hdrs,
+                      void *msg_opaque, char *errstr, size_t errstr_size);
+/* Serves delivery reports; returns how many were served. */
+int producer_out_poll(producer_out *o, int timeout_ms);
+/* Waits up to timeout_ms for every message to be delivered or fail; returns
+ * the number still outstanding (0 = all done). */
+int producer_out_flush(producer_out *o, int timeout_ms);
+int producer_out_outstanding(const producer_out *o);
+producer_out_stats producer_out_get_stats(const producer_out *o);
+rd_kafka_t *producer_out_rk(producer_out *o);
+/* Destroys the client without flushing (flush first); messages still queued
+ * are reported to dr as failed (purged). */
+void producer_out_destroy(producer_out *o);
+
+/* ==== Commands ==== */
 
 /* `recstream produce`. */
 int producer_cmd_produce(int argc, char **argv);
