@@ -21,6 +21,7 @@
 
 #include "codec.h"
 #include "model.h"
+#include "producer.h"
 #include "util.h"
 
 /* Counters of one run_processor() call; also handed to on_batch. */
@@ -65,9 +66,9 @@ typedef struct run_config {
     const char *variant;        /* A/B arm name when no A/B config, "default" */
     int metrics_port;           /* HTTP metrics/health port; 0 = off */
     int64_t retry_backoff_ms;   /* wait before re-reading a failed batch, default 1000 */
-    /* Base librdkafka configuration (-X, -c); duplicated for the consumer and
-     * the producers, never modified or freed by run_processor. NULL: defaults. */
-    const rd_kafka_conf_t *kconf;
+    /* librdkafka settings (-X, -c) for the consumer and the output producer;
+     * never modified or freed by run_processor. NULL: defaults. */
+    const producer_kconf *kconf;
     run_batch_cb on_batch; /* optional, after each persisted batch (loop thread) */
     void *on_batch_opaque;
 } run_config;
@@ -89,11 +90,11 @@ int run_processor(const run_config *cfg, volatile sig_atomic_t *stop, run_stats 
  * them into cfg. Embed one in a command's own option state. */
 typedef struct run_cli {
     run_config cfg;
-    int64_t batch_size, history, neighbours, metrics_port, n, schema_id;
-    double half_life_s, weight[CODEC_EVENT_TYPES], blend_weight[CODEC_SOURCES];
+    int64_t batch_size, history, neighbours, metrics_port, n, schema_id, half_life_ms;
+    double weight[CODEC_EVENT_TYPES], blend_weight[CODEC_SOURCES];
     int include_seen;
     const char *format, *blend, *log_level;
-    rd_kafka_conf_t *kconf; /* owned; -X and unknown -c keys land here */
+    producer_kconf *kconf; /* owned; -X and unknown -c keys land here */
 } run_cli;
 
 #define RUN_CLI_MAX_OPTS 40
@@ -102,10 +103,10 @@ void run_cli_init(run_cli *rc);
 /* Writes the processor's options into out (cap >= RUN_CLI_MAX_OPTS) and
  * returns how many; a command appends its own after them. */
 size_t run_cli_opts(run_cli *rc, util_opt *out, size_t cap);
-/* Routes -c keys that name no option to librdkafka (util_cli.unknown_key,
- * with unknown_opaque = the run_cli). */
-int run_cli_kafka_kv(const char *kv_or_key, void *opaque, char *errstr, size_t errstr_size);
-/* Checks and converts the parsed values into rc->cfg (cfg.kconf = rc->kconf).
+/* For util_cli: set .unknown_key = producer_kconf_file_key and
+ * .unknown_opaque = rc->kconf, so -c keys naming no option go to librdkafka.
+ *
+ * Checks and converts the parsed values into rc->cfg (cfg.kconf = rc->kconf).
  * Returns 0, or 2 after printing one line through util_cli_error. */
 int run_cli_finish(run_cli *rc, const util_cli *cli);
 void run_cli_free(run_cli *rc);
