@@ -71,8 +71,10 @@ static int set_value(const util_opt *o, const char *value, int copy, char *err, 
         return 0;
     case UTIL_OPT_DURATION:
         if (util_parse_duration_ms(value, (int64_t *)o->target))
-            return snprintf(err, errsz, "expected a duration such as 500ms, 30s, 5m, 2h, 7d, "
-                                        "not '%s'", value),
+            return snprintf(err, errsz,
+                            "expected a duration such as 500ms, 30s, 5m, 2h, 7d, "
+                            "not '%s'",
+                            value),
                    -1;
         return 0;
     case UTIL_OPT_FUNC:
@@ -88,8 +90,21 @@ typedef struct file_ctx {
 static int file_kv(const char *key, const char *value, void *opaque, char *err, size_t errsz) {
     const util_cli *cli = ((file_ctx *)opaque)->cli;
     const util_opt *o = find_long(cli, key, strlen(key));
-    if (o) return set_value(o, value, 1, err, errsz) ? -1 : 0;
-    if (cli->unknown_key) return cli->unknown_key(keep(key), cli->unknown_opaque, err, errsz) ? -1 : 0;
+    if (o) {
+        char why[512];
+        if (!set_value(o, value, 1, why, sizeof(why))) return 0;
+        snprintf(err, errsz, "%s: %s", key, why); /* name the key, as flags are named */
+        return -1;
+    }
+    if (cli->unknown_key) {
+        /* Passed on as "key=value", the form -X takes, so one function serves both. */
+        size_t n = strlen(key) + strlen(value) + 2;
+        char *kv = util_malloc(n);
+        snprintf(kv, n, "%s=%s", key, value);
+        int rc = cli->unknown_key(kv, cli->unknown_opaque, err, errsz);
+        free(kv);
+        return rc ? -1 : 0;
+    }
     snprintf(err, errsz, "unknown setting '%s'", key);
     return -1;
 }
@@ -104,7 +119,6 @@ static int read_file(const util_cli *cli, const char *path) {
     return 0;
 }
 
-/* "key=value" pairs of a config file go through unknown_key as "key=value". */
 static int apply(const util_cli *cli, const util_opt *o, const char *shown, const char *value) {
     char err[512];
     if (set_value(o, value, 0, err, sizeof(err))) {
@@ -195,6 +209,7 @@ void util_cli_help(const util_cli *cli, FILE *out) {
             snprintf(left + n, sizeof(left) - (size_t)n, " %s", o->arg ? o->arg : "VALUE");
         fprintf(out, "  %-30s %s\n", left, o->help ? o->help : "");
     }
-    fprintf(out, "  %-30s %s\n", "-c, --config FILE", "read key=value settings (keys are the long option names)");
+    fprintf(out, "  %-30s %s\n", "-c, --config FILE",
+            "read key=value settings (keys are the long option names)");
     fprintf(out, "  %-30s %s\n", "-h, --help", "show this help");
 }

@@ -106,8 +106,10 @@ typedef struct util_cli {
     const char *about;   /* a paragraph printed by --help */
     const util_opt *opts;
     size_t n_opts;
-    /* Keys of a -c FILE that name no option go here (e.g. to librdkafka);
-     * NULL makes them an error. */
+    /* Keys of a -c FILE that name no option go here (e.g. to librdkafka)
+     * as one "key=value" string, valid during the call only (the form -X
+     * takes, so producer_kconf_file_key serves both); NULL makes them an
+     * error. */
     util_opt_fn unknown_key;
     void *unknown_opaque;
 } util_cli;
