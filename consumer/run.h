@@ -19,7 +19,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ab.h"
 #include "codec.h"
+#include "metrics.h"
 #include "model.h"
 #include "producer.h"
 #include "util.h"
@@ -62,10 +64,14 @@ typedef struct run_config {
     int32_t schema_id;          /* for CODEC_FORMAT_AVRO_FRAMED */
     uint32_t history;           /* H: events kept per user, default 50 */
     model_online_params online; /* k, half-life, type weights, include_seen */
-    model_blend_params blend;   /* strategy, weights, n */
-    const char *variant;        /* A/B arm name when no A/B config, "default" */
-    int metrics_port;           /* HTTP metrics/health port; 0 = off */
-    int64_t retry_backoff_ms;   /* wait before re-reading a failed batch, default 1000 */
+    model_blend_params blend;   /* strategy, weights, n (used when ab is NULL) */
+    const char *variant;        /* variant name when ab is NULL, "default" */
+    const ab_config *ab;        /* finished A/B variants, or NULL: one variant */
+    /* Metrics registry to update (caller-owned, e.g. for demo/bench to read),
+     * or NULL: run_processor makes its own. */
+    metrics *metrics;
+    int metrics_port;         /* HTTP metrics/health port; 0 = off */
+    int64_t retry_backoff_ms; /* wait before re-reading a failed batch, default 1000 */
     /* librdkafka settings (-X, -c) for the consumer and the output producer;
      * never modified or freed by run_processor. NULL: defaults. */
     const producer_kconf *kconf;
@@ -94,6 +100,7 @@ typedef struct run_cli {
     double weight[CODEC_EVENT_TYPES], blend_weight[CODEC_SOURCES];
     int include_seen;
     const char *format, *blend, *log_level;
+    ab_config ab;          /* --variant SPEC, --experiment-salt */
     producer_kconf *kconf; /* owned; -X and unknown -c keys land here */
 } run_cli;
 

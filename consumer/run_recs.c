@@ -1,0 +1,169 @@
+/* One user's recommendations: online neighbours of their recent items, their
+ * offline list and popular items, blended, encoded, and remembered in their
+ * state as the list last published.
+ *
+ * The online accumulator is rebuilt from the user's whole window (at most H
+ * events) every time the user is touched. That IS the from-scratch result
+ * the incremental scorer must equal, costs H * K additions (50 * 50 by
+ * default), and needs no cache that could disagree with the state store
+ * after a rollback or a rebalance. An LRU of accumulators for hot users,
+ * updated with model_online_add(+1/-1) per event, is the known optimisation
+ * when profiles show this matters. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "run_int.h"
+
+void run_recs_init(run_recs *r) {
+    memset(r, 0, sizeof(*r));
+    r->acc = model_online_new();
+}
+
+void run_recs_free(run_recs *r) {
+    model_online_free(r->acc);
+    free(r->exclude);
+    free(r->on_items);
+    free(r->on_scores);
+    free(r->pop_scores);
+    free(r->off_scores);
+    free(r->on_names);
+    free(r->pop_names);
+    free(r->off_names);
+    free(r->items);
+    free(r->pub);
+    free(r->prev);
+    free(r->prev_ids);
+    codec_buf_free(&r->buf);
+    memset(r, 0, sizeof(*r));
+}
+
+/* Grows the scratch arrays: lists of n entries, exclude of h entries. */
+static void reserve(run_recs *r, size_t n, size_t h) {
+    if (h > r->cap_exclude) {
+        r->exclude = util_realloc(r->exclude, h * sizeof(*r->exclude));
+        r->cap_exclude = h;
+    }
+    if (n <= r->cap_lists) return;
+    r->on_items = util_realloc(r->on_items, n * sizeof(*r->on_items));
+    r->on_scores = util_realloc(r->on_scores, n * sizeof(float));
+    r->pop_scores = util_realloc(r->pop_scores, n * sizeof(float));
+    r->off_scores = util_realloc(r->off_scores, n * sizeof(float));
+    r->on_names = util_realloc(r->on_names, n * sizeof(char *));
+    r->pop_names = util_realloc(r->pop_names, n * sizeof(char *));
+    r->off_names = util_realloc(r->off_names, n * sizeof(char *));
+    r->items = util_realloc(r->items, n * sizeof(*r->items));
+    r->pub = util_realloc(r->pub, n * sizeof(*r->pub));
+    r->cap_lists = n;
+}
+
+static int in_history(const state_user *u, const char *item) {
+    size_t len = strlen(item);
+    for (uint32_t i = 0; i < u->n_events; i++) {
+        const state_event *e = &u->events[i];
+        if (e->item_len == len && !memcmp(state_user_item(u, e), item, len)) return 1;
+    }
+    return 0;
+}
+
+/* Rebuilds the accumulator from the window and returns the online top. */
+static size_t online_list(run_recs *r, const run_config *cfg, const model *m, const state_user *u,
+                          int64_t now_ms, size_t n) {
+    size_t n_ex = 0;
+    model_online_reset(r->acc);
+    for (uint32_t i = 0; i < u->n_events; i++) {
+        const state_event *e = &u->events[i];
+        uint32_t idx = model_ids_find(m->items, state_user_item(u, e), e->item_len);
+        if (idx == MODEL_NONE) continue; /* an item newer than the model */
+        model_online_add(r->acc, m, &cfg->online, idx, (codec_event_type)e->type, e->weight,
+                         e->ts_ms, +1);
+        r->exclude[n_ex++] = idx;
+    }
+    size_t k = model_online_top(r->acc, &cfg->online, now_ms, r->exclude, n_ex, n, r->on_items,
+                                r->on_scores);
+    for (size_t i = 0; i < k; i++) r->on_names[i] = model_ids_name(m->items, r->on_items[i]);
+    return k;
+}
+
+/* The user's offline list, seen items left out unless include_seen. */
+static size_t offline_list(run_recs *r, const run_config *cfg, const model_offline *o,
+                           const char *user_id, const state_user *u, size_t n) {
+    const model_offline_list *l = o ? model_offline_get(o, user_id) : NULL;
+    size_t k = 0;
+    for (uint32_t i = 0; l && i < l->n && k < n; i++) {
+        if (!cfg->online.include_seen && in_history(u, l->item_ids[i])) continue;
+        r->off_names[k] = l->item_ids[i];
+        r->off_scores[k++] = l->scores[i];
+    }
+    return k;
+}
+
+static size_t popular_list(run_recs *r, const run_config *cfg, const model *m, const state_user *u,
+                           size_t n) {
+    size_t k = 0;
+    for (uint32_t i = 0; i < m->n_popular && k < n; i++) {
+        const char *name = model_ids_name(m->items, m->popular[i]);
+        if (!cfg->online.include_seen && in_history(u, name)) continue;
+        r->pop_names[k] = name;
+        r->pop_scores[k++] = m->popular_score[i];
+    }
+    return k;
+}
+
+/* The newest event time of the window: online scores are decayed to it, so
+ * a replay of the same events gives the same scores (the ranking does not
+ * depend on the reference time at all: every term scales alike). */
+static int64_t window_now(const state_user *u, int64_t trigger_ts) {
+    int64_t now = trigger_ts;
+    for (uint32_t i = 0; i < u->n_events; i++)
+        if (u->events[i].ts_ms > now) now = u->events[i].ts_ms;
+    return now;
+}
+
+int run_recs_compute(run_recs *r, const run_config *cfg, const model_blend_params *bp,
+                     const char *variant, const reload_view *v, const char *user_id, state_user *u,
+                     int64_t trigger_ts, char *errstr, size_t errstr_size) {
+    size_t n = bp->n;
+    reserve(r, n, u->n_events ? u->n_events : 1);
+    model_candidates src[CODEC_SOURCES];
+    size_t k = online_list(r, cfg, v->model, u, window_now(u, trigger_ts), n);
+    src[CODEC_SOURCE_ONLINE] = (model_candidates){r->on_names, r->on_scores, k};
+    k = offline_list(r, cfg, v->offline, user_id, u, n);
+    src[CODEC_SOURCE_OFFLINE] = (model_candidates){r->off_names, r->off_scores, k};
+    k = popular_list(r, cfg, v->model, u, n);
+    src[CODEC_SOURCE_POPULAR] = (model_candidates){r->pop_names, r->pop_scores, k};
+    size_t n_items = model_blend(bp, src, r->items);
+
+    int64_t now = util_now_ms();
+    codec_recs recs = {user_id, r->items,   n_items, v->model_version, v->offline_version,
+                       variant, trigger_ts, now};
+    if (codec_encode_recs(&recs, cfg->output_format, cfg->schema_id, &r->buf, errstr, errstr_size))
+        return -1;
+    for (size_t i = 0; i < n_items; i++)
+        r->pub[i] = (state_pub_in){r->items[i].item_id, strlen(r->items[i].item_id),
+                                   (uint8_t)r->items[i].source, r->items[i].score};
+    state_user_set_published(u, r->pub, n_items, variant, now);
+    return 0;
+}
+
+size_t run_recs_published(run_recs *r, const state_user *u, const codec_rec_item **out) {
+    size_t bytes = 0, n = u->n_published;
+    for (size_t i = 0; i < n; i++) bytes += u->published[i].item_len + 1u;
+    if (n > r->cap_prev) {
+        r->prev = util_realloc(r->prev, n * sizeof(*r->prev));
+        r->cap_prev = n;
+    }
+    if (bytes > r->cap_prev_ids) {
+        r->prev_ids = util_realloc(r->prev_ids, bytes);
+        r->cap_prev_ids = bytes;
+    }
+    char *p = r->prev_ids;
+    for (size_t i = 0; i < n; i++) {
+        const state_pub *sp = &u->published[i];
+        memcpy(p, state_user_pub_item(u, sp), sp->item_len);
+        p[sp->item_len] = 0;
+        r->prev[i] = (codec_rec_item){p, sp->score, (codec_source)sp->source};
+        p += sp->item_len + 1;
+    }
+    *out = r->prev;
+    return n;
+}
