@@ -1,2 +1,0 @@
-/* codec: placeholder until the codec lands (issue 2). */
-#include "codec.h"

@@ -1,0 +1,149 @@
+/* codec: the event decoder object, form detection and Schema-Registry
+ * framing. Knows writer schemas by id; a writer schema equal to ours takes
+ * the hand-written fast path (avro_event.c), any other goes through an
+ * avro-c resolver (avro_resolve.c). */
+#include "codec_int.h"
+#include "codec_resolve.h"
+#include "util.h"
+
+#include <avro.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A fetcher that returned NULL is asked again after this long, so that a
+ * registry that was down does not pin an id to our schema forever, yet a
+ * stream of such messages does not cost one request each. */
+#define FETCH_RETRY_MS 30000
+
+typedef struct writer_entry {
+    int32_t id;
+    codec_resolver *res; /* NULL: read with our own schema */
+    int64_t retry_at;    /* > 0: fetch again after this time (fetcher said NULL) */
+} writer_entry;
+
+struct codec_decoder {
+    avro_schema_t reader;
+    writer_entry *writers;
+    size_t n_writers, cap_writers;
+    codec_schema_fetch_cb fetch;
+    void *fetch_opaque;
+};
+
+codec_decoder *codec_decoder_new(void) {
+    codec_decoder *dec = util_calloc(1, sizeof(*dec));
+    const char *json = codec_schema_user_event();
+    if (avro_schema_from_json_length(json, strlen(json), &dec->reader)) {
+        /* The schema is compiled in: failing here is a build defect. */
+        log_error("codec: embedded user_event.avsc does not parse: %s", avro_strerror());
+        abort();
+    }
+    return dec;
+}
+
+void codec_decoder_free(codec_decoder *dec) {
+    if (!dec) return;
+    for (size_t i = 0; i < dec->n_writers; i++) codec_resolver_free(dec->writers[i].res);
+    free(dec->writers);
+    avro_schema_decref(dec->reader);
+    free(dec);
+}
+
+void codec_decoder_set_fetcher(codec_decoder *dec, codec_schema_fetch_cb cb, void *opaque) {
+    dec->fetch = cb;
+    dec->fetch_opaque = opaque;
+}
+
+static writer_entry *find_writer(codec_decoder *dec, int32_t id) {
+    for (size_t i = 0; i < dec->n_writers; i++)
+        if (dec->writers[i].id == id) return &dec->writers[i];
+    return NULL;
+}
+
+static writer_entry *put_writer(codec_decoder *dec, int32_t id) {
+    writer_entry *w = find_writer(dec, id);
+    if (w) {
+        codec_resolver_free(w->res);
+        *w = (writer_entry){.id = id};
+        return w;
+    }
+    if (dec->n_writers == dec->cap_writers) {
+        dec->cap_writers = dec->cap_writers ? dec->cap_writers * 2 : 8;
+        dec->writers = util_realloc(dec->writers, dec->cap_writers * sizeof(*dec->writers));
+    }
+    w = &dec->writers[dec->n_writers++];
+    *w = (writer_entry){.id = id};
+    return w;
+}
+
+/* 1 when json is our reader schema (same canonical form), 0 otherwise. */
+static int is_reader_schema(codec_decoder *dec, const char *json) {
+    avro_schema_t s;
+    if (avro_schema_from_json_length(json, strlen(json), &s)) return 0;
+    int same = avro_schema_equal(s, dec->reader);
+    avro_schema_decref(s);
+    return same;
+}
+
+int codec_decoder_add_writer_schema(codec_decoder *dec, int32_t schema_id, const char *schema_json,
+                                    char *errstr, size_t errstr_size) {
+    codec_resolver *res = NULL;
+    if (!is_reader_schema(dec, schema_json)) {
+        res = codec_resolver_new(schema_json, errstr, errstr_size);
+        if (!res) return -1;
+    }
+    put_writer(dec, schema_id)->res = res;
+    return 0;
+}
+
+/* Finds or learns the writer for id; NULL with *err set when unusable. */
+static writer_entry *writer_for(codec_decoder *dec, int32_t id, codec_err *err, char *detail,
+                                size_t detail_size) {
+    writer_entry *w = find_writer(dec, id);
+    if (w && (w->retry_at == 0 || !dec->fetch || util_now_ms() < w->retry_at)) return w;
+    char *json = dec->fetch ? dec->fetch(id, dec->fetch_opaque) : NULL;
+    if (!json) {
+        w = put_writer(dec, id);
+        w->retry_at = dec->fetch ? util_now_ms() + FETCH_RETRY_MS : 0;
+        return w;
+    }
+    char errstr[256];
+    int rc = codec_decoder_add_writer_schema(dec, id, json, errstr, sizeof(errstr));
+    free(json);
+    if (rc == 0) return find_writer(dec, id);
+    *err = codec_fail(CODEC_ERR_SCHEMA, detail, detail_size, "schema id %d: %s", (int)id, errstr);
+    return NULL;
+}
+
+static codec_err decode_framed(codec_decoder *dec, const uint8_t *p, size_t len, codec_event *out,
+                               char *detail, size_t detail_size) {
+    int32_t id =
+        (int32_t)((uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4]);
+    codec_err err = CODEC_OK;
+    writer_entry *w = writer_for(dec, id, &err, detail, detail_size);
+    if (!w) return err;
+    if (w->res) return codec_resolver_decode(w->res, p + 5, len - 5, out, detail, detail_size);
+    return codec_avro_decode_event(p + 5, len - 5, out, detail, detail_size);
+}
+
+/* Printable text that is neither JSON nor Avro is far more often a person's
+ * typo in kcat than a corrupt Avro record: say "not_json" for it. */
+static int looks_like_text(const uint8_t *p, size_t len) {
+    for (size_t i = 0; i < len; i++)
+        if (p[i] < 0x20 && p[i] != '\t' && p[i] != '\n' && p[i] != '\r') return 0;
+    return util_utf8_valid((const char *)p, len);
+}
+
+codec_err codec_decode_event(codec_decoder *dec, const void *buf, size_t len, codec_event *out,
+                             char *detail, size_t detail_size) {
+    const uint8_t *p = buf;
+    if (len == 0 || !buf) return codec_fail(CODEC_ERR_EMPTY, detail, detail_size, "empty message");
+    if (p[0] == 0x00 && len >= 5) return decode_framed(dec, p, len, out, detail, detail_size);
+    int first = codec_first_nonblank(p, len);
+    if (first == '{')
+        return codec_json_decode_event((const char *)p, len, NULL, out, detail, detail_size);
+    codec_err e = codec_avro_decode_event(p, len, out, detail, detail_size);
+    if (e && looks_like_text(p, len))
+        return codec_fail(CODEC_ERR_NOT_JSON, detail, detail_size,
+                          "text that is not a JSON object (and not Avro)");
+    return e;
+}
