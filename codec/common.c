@@ -4,6 +4,7 @@
 #include "util.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,13 +141,56 @@ void codec_buf_free(codec_buf *b) {
     b->len = b->cap = 0;
 }
 
-int codec_float_fmt(char *dst, size_t size, float v) {
+static int float_fmt_slow(char *dst, size_t size, float v) {
     int n = 0;
     for (int prec = 6; prec <= 9; prec++) {
         n = snprintf(dst, size, "%.*g", prec, (double)v);
         if (strtof(dst, NULL) == v) break;
     }
     return n;
+}
+
+/* Writes m * 10^-k in plain decimal without trailing fraction zeros. */
+static int decimal_put(char *dst, int neg, int64_t m, int k) {
+    char digits[24];
+    int nd = snprintf(digits, sizeof(digits), "%lld", (long long)m), n = 0;
+    if (neg) dst[n++] = '-';
+    if (k <= 0) {
+        memcpy(dst + n, digits, (size_t)nd), n += nd;
+        for (int i = 0; i < -k; i++) dst[n++] = '0';
+        return dst[n] = 0, n;
+    }
+    int int_digits = nd - k;
+    if (int_digits <= 0) {
+        dst[n++] = '0', dst[n++] = '.';
+        for (int i = 0; i < -int_digits; i++) dst[n++] = '0';
+        memcpy(dst + n, digits, (size_t)nd), n += nd;
+    } else {
+        memcpy(dst + n, digits, (size_t)int_digits), n += int_digits;
+        dst[n++] = '.';
+        memcpy(dst + n, digits + int_digits, (size_t)k), n += k;
+    }
+    while (dst[n - 1] == '0') n--;
+    if (dst[n - 1] == '.') n--;
+    return dst[n] = 0, n;
+}
+
+/* The shortest decimal (6 to 9 significant digits) that reads back as v.
+ * snprintf("%g") costs ~300 ns a call and a recommendation list has dozens
+ * of scores, so the common range is done with integer digits. */
+int codec_float_fmt(char *dst, size_t size, float v) {
+    static const double pow10[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6, 1e7,
+                                   1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14};
+    double a = fabs((double)v);
+    if (size < 32 || !(a >= 1e-5 && a < 1e9)) return float_fmt_slow(dst, size, v);
+    int e = (int)floor(log10(a));
+    for (int p = 6; p <= 9; p++) {
+        int k = p - 1 - e; /* in [-3, 13] */
+        int64_t m = k >= 0 ? llround(a * pow10[k]) : llround(a / pow10[-k]);
+        double back = k >= 0 ? (double)m / pow10[k] : (double)m * pow10[-k];
+        if ((float)back == (float)a || p == 9) return decimal_put(dst, v < 0, m, k);
+    }
+    return float_fmt_slow(dst, size, v);
 }
 
 /* ==== Time ==== */

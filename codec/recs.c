@@ -103,8 +103,10 @@ int codec_json_encode_recs(const codec_recs *r, codec_buf *out, char *errstr, si
         json_key_str(out, i ? ",{\"item_id\":" : "{\"item_id\":", it->item_id);
         codec_buf_put(out, ",\"score\":", 9);
         codec_buf_put(out, num, (size_t)codec_float_fmt(num, sizeof(num), it->score));
-        int n = snprintf(num, sizeof(num), ",\"source\":\"%s\"}", codec_source_name(it->source));
-        codec_buf_put(out, num, (size_t)n);
+        const char *src = codec_source_name(it->source);
+        codec_buf_put(out, ",\"source\":\"", 11);
+        codec_buf_put(out, src, strlen(src));
+        codec_buf_put(out, "\"}", 2);
     }
     json_key_str(out, "],\"model_version\":", str_or_empty(r->model_version));
     json_key_str(out, ",\"offline_version\":", str_or_empty(r->offline_version));
