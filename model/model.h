@@ -258,6 +258,8 @@ typedef struct model_synth_params {
     int64_t start_ms;        /* time of the first event */
     int64_t mean_gap_ms;     /* mean time between events of the whole stream */
     uint64_t seed;
+    uint64_t expected_events; /* stream length over which new users and items
+                                 arrive (from 30% of it on); 0: 20 per user */
 } model_synth_params;
 
 void model_synth_params_default(model_synth_params *p);
@@ -265,5 +267,12 @@ typedef struct model_synth model_synth;
 model_synth *model_synth_new(const model_synth_params *p);
 void model_synth_free(model_synth *s);
 void model_synth_next(model_synth *s, codec_event *out);
+/* The hidden truth behind the stream, for tests and evaluation: an item's
+ * cluster, a user's current cluster, and how many users and items have
+ * arrived so far (ids below these counts may appear). */
+uint32_t model_synth_item_cluster(const model_synth *s, uint32_t item);
+uint32_t model_synth_user_cluster(const model_synth *s, uint32_t user);
+uint32_t model_synth_users_live(const model_synth *s);
+uint32_t model_synth_items_live(const model_synth *s);
 
 #endif
