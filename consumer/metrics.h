@@ -99,6 +99,14 @@ void metrics_log_line(metrics *m, char *buf, size_t size);
 int metrics_ready(metrics *m, char *buf, size_t size);
 int metrics_alive(metrics *m);
 
+/* The variant's distinct-user estimate (what recstream_ab_users shows). */
+double metrics_ab_users_estimate(const metrics *m, size_t variant);
+/* The q-quantile of a histogram, interpolated within the bucket as
+ * Prometheus's histogram_quantile does; counts are per bucket (not
+ * cumulative), n_bounds + 1 of them, the last being +Inf. NAN when empty. */
+double metrics_hist_quantile(const double *bounds, const uint64_t *counts, size_t n_bounds,
+                             double q);
+
 /* ==== HTTP endpoint (libmicrohttpd, internal polling thread) ==== */
 
 typedef struct metrics_http metrics_http;
