@@ -1,0 +1,69 @@
+/* Internals shared by the model's training-side files (ALS, neighbours,
+ * offline lists, fold-in): a fixed-split thread pool, small dense kernels,
+ * a bounded top-k selector and the interaction matrix in CSR form. Not part
+ * of the public API; nothing outside model/ includes this. */
+#ifndef RECSTREAM_MODEL_INT_H
+#define RECSTREAM_MODEL_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model.h"
+
+/* ---- Threads. Work is cut into tasks by the caller, never by the thread
+ * count, so results do not depend on how many threads ran them. */
+typedef void (*mi_task_fn)(size_t task, int worker, void *ctx);
+int mi_threads(int requested); /* 0: all cores */
+/* Runs fn(task) for task in [0, n_tasks) on up to `threads` threads, with
+ * OpenBLAS kept single-threaded meanwhile (so two workers' sgemm calls do
+ * not each spawn a pool and oversubscribe the cores). */
+void mi_parallel_for(int threads, size_t n_tasks, mi_task_fn fn, void *ctx);
+
+/* ---- Dense kernels (f is small: 8..256). */
+float mi_dot(const float *a, const float *b, uint32_t f);
+void mi_axpy(float a, const float *x, float *y, uint32_t f);
+/* In-place Cholesky of the f x f row-major SPD matrix a (lower triangle
+ * used), then solves a x = b into b. Returns -1 when a is not positive
+ * definite. */
+int mi_cholesky_solve(float *a, float *b, uint32_t f);
+/* out = sum over rows of y^T y (f x f, full symmetric), deterministic for
+ * any thread count: fixed chunks summed in order. */
+void mi_gram(const float *y, uint32_t n, uint32_t f, int threads, float *out);
+
+/* ---- Bounded top-k: keeps the k best (score desc, index asc) seen. */
+typedef struct mi_topk {
+    uint32_t k, n;
+    float *score;
+    uint32_t *idx;
+} mi_topk;
+void mi_topk_init(mi_topk *t, uint32_t k, float *score_buf, uint32_t *idx_buf);
+static inline int mi_topk_better(float s1, uint32_t i1, float s2, uint32_t i2) {
+    return s1 > s2 || (s1 == s2 && i1 < i2);
+}
+void mi_topk_push(mi_topk *t, float s, uint32_t i);
+/* The threshold a new candidate must beat (or -inf while not full). */
+static inline float mi_topk_floor(const mi_topk *t) {
+    return t->n < t->k ? -__builtin_inff() : t->score[0];
+}
+/* Sorts best first into the buffers; returns the count. */
+uint32_t mi_topk_finish(mi_topk *t);
+
+/* ---- The interaction matrix. */
+typedef struct mi_csr {
+    uint32_t rows, cols;
+    uint64_t *ptr; /* rows + 1 */
+    uint32_t *col; /* nnz, sorted within a row */
+    float *val;    /* summed weight r_ui, > 0 */
+} mi_csr;
+
+/* Weight of one interaction: its explicit weight, else its type's. */
+float mi_interaction_weight(const model_interaction *r, const float type_weight[]);
+/* Users x items, duplicate pairs summed, pairs with total weight <= 0
+ * dropped. */
+void mi_csr_from_dataset(const model_dataset *ds, const float type_weight[], mi_csr *out);
+void mi_csr_transpose(const mi_csr *a, mi_csr *out);
+void mi_csr_free(mi_csr *a);
+/* Confidence of a summed weight under the params (1 + alpha r, or log). */
+float mi_confidence(const model_als_params *p, float r);
+
+#endif
