@@ -95,7 +95,7 @@ static void json_key_str(codec_buf *b, const char *key, const char *s) {
 
 int codec_json_encode_recs(const codec_recs *r, codec_buf *out, char *errstr, size_t errstr_size) {
     if (check_recs(r, errstr, errstr_size)) return -1;
-    char num[64];
+    char num[128];
     json_key_str(out, "{\"user_id\":", r->user_id);
     codec_buf_put(out, ",\"items\":[", 10);
     for (size_t i = 0; i < r->n_items; i++) {

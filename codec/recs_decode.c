@@ -65,7 +65,8 @@ static codec_err avro_items(recs_reader *rr) {
         for (uint64_t i = 0; i < k && !e; i++) e = avro_item(rr, &items[n++]);
         if (e) break;
     }
-    if (!e) memcpy(codec_recs_owned_items(rr->r, n), items, n * sizeof(*items));
+    codec_rec_item *dst = e ? NULL : codec_recs_owned_items(rr->r, n);
+    if (dst && n) memcpy(dst, items, n * sizeof(*items));
     free(items);
     if (e == CODEC_ERR_TRUNCATED || e == CODEC_ERR_BAD_VALUE) return avro_fail(rr, e, "items");
     return e;
