@@ -79,4 +79,47 @@ const char *ab_blend_name(model_blend_strategy s);
 void ab_record_event(metrics *m, size_t variant, const char *user_id, size_t user_len,
                      const codec_rec_item *published, size_t n_published, const char *item_id);
 
+/* ==== Reporting (ab_stats.c): `recstream ab-report` and its tests ==== */
+
+/* 95% Wilson score interval of x successes in n trials; [0, 0] when n = 0. */
+void ab_wilson(uint64_t x, uint64_t n, double *lo, double *hi);
+
+/* Two-proportion z-test of x2/n2 against x1/n1 (pooled standard error):
+ * *z is positive when the second rate is higher, *p the two-sided p-value.
+ * Returns -1 (z = 0, p = 1) when either n is 0 or the pooled rate is 0 or 1. */
+int ab_two_prop_test(uint64_t x1, uint64_t n1, uint64_t x2, uint64_t n2, double *z, double *p);
+
+/* One sample line of the Prometheus text format, split in place:
+ * `name{a="x",b="y"} 12.5`. Returns 1 for a sample, 0 for a comment or a
+ * blank line, -1 when malformed. Label values are unescaped in place. */
+#define AB_PROM_MAX_LABELS 8
+typedef struct ab_prom_sample {
+    const char *name;
+    const char *label[AB_PROM_MAX_LABELS], *value_of[AB_PROM_MAX_LABELS];
+    size_t n_labels;
+    double value;
+} ab_prom_sample;
+int ab_prom_parse_line(char *line, ab_prom_sample *out);
+/* The value of label name in s, or NULL. */
+const char *ab_prom_label(const ab_prom_sample *s, const char *name);
+
+/* The A/B metrics of one /metrics text, per variant in order of first
+ * appearance (the configured order: the first is the control). */
+typedef struct ab_report_variant {
+    char name[AB_NAME_MAX + 1];
+    double users;
+    uint64_t exposures;
+    uint64_t hits[METRICS_AB_KS]; /* over all sources */
+    uint64_t hits_by_source[CODEC_SOURCES][METRICS_AB_KS];
+    uint64_t shown_by_source[CODEC_SOURCES][METRICS_AB_KS]; /* item exposures */
+} ab_report_variant;
+
+typedef struct ab_report {
+    ab_report_variant v[AB_MAX_VARIANTS];
+    size_t n;
+} ab_report;
+
+/* Returns 0, or -1 with errstr when the text holds no A/B metrics. */
+int ab_report_parse(const char *text, size_t len, ab_report *out, char *errstr, size_t errstr_size);
+
 #endif

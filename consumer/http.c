@@ -115,10 +115,11 @@ metrics_http *metrics_http_start(metrics *m, int port, const char *bind_addr, ch
     }
     metrics_http *h = util_calloc(1, sizeof(*h));
     h->m = m;
-    h->daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR,
+    /* The logger goes first so that every later option's error reaches it. */
+    h->daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handle, h,
+                                 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
                                  (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, (unsigned)32,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
-                                 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
     if (!h->daemon) {
         snprintf(errstr, errstr_size, "cannot listen on %s:%d for metrics (in use?)", bind_addr,
                  port);

@@ -592,14 +592,17 @@ static void render_def(const metrics *m, metric_id id, sbuf *b) {
     size_t n = metric_cells(m, id);
     for (size_t idx = 0; idx < n; idx++) {
         uint64_t v = cell_get(m, id, idx);
-        sb_printf(b, "%s", d->name);
         size_t rem = idx;
         size_t pos[3] = {0, 0, 0};
+        int skip = 0;
         for (int k = d->n_dims - 1; k >= 0; k--) {
             size_t s = dim_size(m, d->dims[k]);
             pos[k] = rem % s;
             rem /= s;
+            skip |= d->dims[k] == DIM_REASON && pos[k] == CODEC_OK; /* not a failure */
         }
+        if (skip) continue;
+        sb_printf(b, "%s", d->name);
         for (int k = 0; k < d->n_dims; k++) {
             char tmp[16];
             sb_printf(b, k ? "" : "{");
