@@ -275,4 +275,87 @@ uint32_t model_synth_user_cluster(const model_synth *s, uint32_t user);
 uint32_t model_synth_users_live(const model_synth *s);
 uint32_t model_synth_items_live(const model_synth *s);
 
+/* ==== Evaluation ==== */
+
+/* A train/test split. train borrows the source dataset's id tables, so user
+ * and item indices agree everywhere (model_split_free never frees them; do
+ * not pass &train to model_dataset_free). Per user, test holds the distinct
+ * held-out items the user has no training interaction with (the items a
+ * recommender of unseen items could get right), as CSR sorted by item. */
+typedef struct model_split {
+    model_dataset train;
+    uint32_t n_users, n_items;
+    uint64_t *train_ptr;     /* n_users + 1: the user's distinct training items */
+    uint32_t *train_items;
+    uint32_t *test_ptr;      /* n_users + 1 */
+    uint32_t *test_items;
+    uint8_t *cold_item;      /* n_items: 1 when the item has no training row */
+    uint32_t test_users;     /* users with >= 1 test item and >= 1 training row */
+    uint32_t cold_users;     /* users with test rows but no training row: skipped */
+    size_t test_rows;        /* interactions held out of training */
+    size_t test_cold_items;  /* test items (summed over users) with no training row */
+} model_split;
+
+/* Leave-last-out: per user, the last n_last distinct items (by the time of
+ * each item's last interaction; ties by log order) are held out with every
+ * interaction of the user with them. Users with at most n_last distinct
+ * items stay whole in training and are not tested. */
+int model_split_leave_last_out(const model_dataset *ds, uint32_t n_last, model_split *out,
+                               char *errstr, size_t errstr_size);
+/* Global time split: interactions with ts_ms >= cut_ms are held out. */
+int model_split_time(const model_dataset *ds, int64_t cut_ms, model_split *out, char *errstr,
+                     size_t errstr_size);
+/* The cut time that holds out about test_fraction of the interactions. */
+int64_t model_split_time_cut(const model_dataset *ds, double test_fraction);
+void model_split_free(model_split *s);
+
+/* Scores every item for a block of users: out[b * n_items + j] is the
+ * score of item j for users[b]. Called from several threads at once, on
+ * disjoint blocks and buffers. */
+typedef void (*model_score_fn)(const uint32_t *users, uint32_t n, uint32_t n_items, float *out,
+                               void *opaque);
+/* opaque: const model_als * (user factors x item factors, one sgemm). */
+void model_score_als(const uint32_t *users, uint32_t n, uint32_t n_items, float *out,
+                     void *opaque);
+/* opaque: const float * of n_items scores, the same for every user
+ * (popularity). */
+void model_score_static(const uint32_t *users, uint32_t n, uint32_t n_items, float *out,
+                        void *opaque);
+/* Popularity scores from a training set: summed interaction weights per
+ * item, as model_popularity counts them without decay. */
+void model_eval_popularity(const model_dataset *train, const float type_weight[CODEC_EVENT_TYPES],
+                           uint32_t n_items, float *scores);
+
+#define MODEL_EVAL_MAX_K 8
+
+/* Averages over test users at one cut-off k (binary relevance): HR (any
+ * relevant item in the top k), precision (hits / k), recall (hits / number
+ * of relevant items), NDCG (DCG over the ideal DCG of min(relevant, k)
+ * hits), MAP (precision at each hit summed over min(relevant, k)), and
+ * coverage (distinct items in any top-k list over the items that can be
+ * recommended, i.e. those with training interactions). */
+typedef struct model_eval_metrics {
+    uint32_t k;
+    double hr, precision, recall, ndcg, map, coverage;
+} model_eval_metrics;
+
+typedef struct model_eval_result {
+    uint32_t users; /* test users ranked */
+    uint32_t n_k;
+    model_eval_metrics at[MODEL_EVAL_MAX_K];
+    double seconds;
+} model_eval_result;
+
+/* Adds one ranked list's hr, precision, recall, ndcg and map at k to m
+ * (sums; the caller divides). relevant is sorted ascending. */
+void model_eval_list(const uint32_t *ranked, uint32_t n_ranked, const uint32_t *relevant,
+                     uint32_t n_relevant, uint32_t k, model_eval_metrics *m);
+/* Ranks, for every test user, all items except the user's training items
+ * and items without training rows, takes the top max(ks) by a partial
+ * sort, and averages the metrics at each k. Users go in blocks to score()
+ * on `threads` threads (0: all cores). */
+int model_eval_run(const model_split *s, model_score_fn score, void *opaque, const uint32_t *ks,
+                   uint32_t n_k, int threads, model_eval_result *out, char *errstr,
+                   size_t errstr_size);
+
 #endif
