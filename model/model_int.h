@@ -66,4 +66,9 @@ void mi_csr_free(mi_csr *a);
 /* Confidence of a summed weight under the params (1 + alpha r, or log). */
 float mi_confidence(const model_als_params *p, float r);
 
+/* ---- Files: write to path.tmp, fsync, rename over path, fsync the
+ * directory; readers see the old file or the new one. */
+int model_write_atomic(const char *path, const void *data, size_t size, char *errstr,
+                       size_t errstr_size);
+
 #endif

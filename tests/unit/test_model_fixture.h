@@ -11,13 +11,13 @@
 #include "model.h"
 
 static uint64_t fx_state;
-static uint32_t fx_rand(uint32_t n) {
+static inline uint32_t fx_rand(uint32_t n) {
     fx_state = fx_state * 6364136223846793005ULL + 1442695040888963407ULL;
     return (uint32_t)((fx_state >> 33) % n);
 }
 
-static void fx_event(model_dataset *ds, uint32_t user, uint32_t item, codec_event_type type,
-                     int64_t ts) {
+static inline void fx_event(model_dataset *ds, uint32_t user, uint32_t item, codec_event_type type,
+                            int64_t ts) {
     codec_event ev;
     memset(&ev, 0, sizeof(ev));
     ev.user_len = (uint16_t)snprintf(ev.user_id, sizeof(ev.user_id), "u%u", user);
@@ -27,8 +27,8 @@ static void fx_event(model_dataset *ds, uint32_t user, uint32_t item, codec_even
     model_dataset_add(ds, &ev);
 }
 
-static model_dataset *fx_clustered(uint32_t users, uint32_t items, uint32_t clusters,
-                                   uint32_t per_user, uint64_t seed) {
+static inline model_dataset *fx_clustered(uint32_t users, uint32_t items, uint32_t clusters,
+                                          uint32_t per_user, uint64_t seed) {
     model_dataset *ds = model_dataset_new();
     fx_state = seed;
     int64_t ts = 1700000000000LL;
