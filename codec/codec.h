@@ -75,7 +75,9 @@ const char *codec_schema_offline_list(void);
  * writer schemas it has learned by id (Schema Registry), so it is created once
  * per thread and is not thread-safe. Form detection: first byte 0x00 and at
  * least 5 bytes -> framed Avro; first non-blank byte '{' -> JSON; otherwise raw
- * Avro (a valid raw UserEvent can never start with '{' or 0x00). */
+ * Avro (a valid raw UserEvent can never start with '{' or 0x00). Text that
+ * starts with blanks and does not parse as JSON is also tried as raw Avro:
+ * an id length of 5 or 16 is the byte '\n' or ' ' (docs/formats.md). */
 typedef struct codec_decoder codec_decoder;
 
 /* Called for a framed message whose schema id the decoder has not seen. It

@@ -133,14 +133,31 @@ static int looks_like_text(const uint8_t *p, size_t len) {
     return util_utf8_valid((const char *)p, len);
 }
 
+/* JSON parse failures after leading blanks: the message may be raw Avro
+ * whose length byte is a blank (0x20 or 0x0a) and whose id starts with '{'.
+ * A raw UserEvent is never valid JSON (its enum byte is 0x00, 0x02 or 0x04,
+ * which JSON forbids), so trying Avro second cannot misread JSON. */
+static int json_parse_failed(codec_err e) {
+    return e == CODEC_ERR_NOT_JSON || e == CODEC_ERR_UTF8 || e == CODEC_ERR_TRAILING;
+}
+
+static codec_err decode_json_or_avro(const uint8_t *p, size_t len, codec_event *out, char *detail,
+                                     size_t detail_size) {
+    codec_err e = codec_json_decode_event((const char *)p, len, NULL, out, detail, detail_size);
+    if (p[0] == '{' || !json_parse_failed(e)) return e;
+    char avro_detail[8];
+    if (codec_avro_decode_event(p, len, out, avro_detail, sizeof(avro_detail)) == CODEC_OK)
+        return CODEC_OK;
+    return e;
+}
+
 codec_err codec_decode_event(codec_decoder *dec, const void *buf, size_t len, codec_event *out,
                              char *detail, size_t detail_size) {
     const uint8_t *p = buf;
     if (len == 0 || !buf) return codec_fail(CODEC_ERR_EMPTY, detail, detail_size, "empty message");
     if (p[0] == 0x00 && len >= 5) return decode_framed(dec, p, len, out, detail, detail_size);
-    int first = codec_first_nonblank(p, len);
-    if (first == '{')
-        return codec_json_decode_event((const char *)p, len, NULL, out, detail, detail_size);
+    if (codec_first_nonblank(p, len) == '{')
+        return decode_json_or_avro(p, len, out, detail, detail_size);
     codec_err e = codec_avro_decode_event(p, len, out, detail, detail_size);
     if (e && looks_like_text(p, len))
         return codec_fail(CODEC_ERR_NOT_JSON, detail, detail_size,

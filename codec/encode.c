@@ -67,6 +67,23 @@ int codec_encode_recs(const codec_recs *recs, codec_format fmt, int32_t schema_i
     return codec_errstr(errstr, errstr_size, "unknown format %d", (int)fmt);
 }
 
+/* A blank length byte (0x20, 0x0a) before an id starting with '{' makes raw
+ * Avro look like JSON: when such text does not parse, try Avro. */
+static codec_err decode_recs_json_or_avro(const uint8_t *p, size_t len, codec_recs_owned **r,
+                                          char *detail, size_t detail_size) {
+    codec_err e = codec_json_decode_recs((const char *)p, len, *r, detail, detail_size);
+    if (e != CODEC_ERR_NOT_JSON || p[0] == '{') return e;
+    codec_recs_owned *avro = codec_recs_owned_new();
+    char avro_detail[8];
+    if (codec_avro_decode_recs(p, len, avro, avro_detail, sizeof(avro_detail)) == CODEC_OK) {
+        codec_recs_free(*r);
+        *r = avro;
+        return CODEC_OK;
+    }
+    codec_recs_free(avro);
+    return e;
+}
+
 /* Same detection rule as for events. The frame's schema id is not looked
  * up: Recommendations has one schema, ours. */
 codec_err codec_decode_recs(const void *buf, size_t len, codec_recs_owned **out, char *detail,
@@ -79,7 +96,7 @@ codec_err codec_decode_recs(const void *buf, size_t len, codec_recs_owned **out,
     if (p[0] == 0x00 && len >= 5)
         e = codec_avro_decode_recs(p + 5, len - 5, r, detail, detail_size);
     else if (codec_first_nonblank(p, len) == '{')
-        e = codec_json_decode_recs((const char *)p, len, r, detail, detail_size);
+        e = decode_recs_json_or_avro(p, len, &r, detail, detail_size);
     else
         e = codec_avro_decode_recs(p, len, r, detail, detail_size);
     if (e)

@@ -174,6 +174,13 @@ static void test_avro_raw(void **state) {
     assert_true(ev.ts_ms == 1700000000123LL);
     assert_true(ev.has_duration && ev.duration_ms == 4500);
     assert_true(ev.has_weight && ev.weight == 1.5f);
+    /* length byte 0x0a is a JSON blank: an id starting with '{' is still Avro */
+    n = avro_event(buf, "{\"a\":", "i", 0, 1);
+    buf[n++] = 0, buf[n++] = 0;
+    assert_int_equal(buf[0], '\n');
+    assert_int_equal(decode(dec, buf, n, &ev), CODEC_OK);
+    assert_string_equal(ev.user_id, "{\"a\":");
+    assert_int_equal(decode_str(dec, "\n{\"user_id\":", &ev), CODEC_ERR_NOT_JSON);
     codec_decoder_free(dec);
 }
 
