@@ -349,6 +349,41 @@ static void test_writer_schema_resolution(void **state) {
     codec_decoder_free(dec);
 }
 
+/* An older producer: no weight, duration as int, a map field we skip. */
+static void test_writer_schema_promotion(void **state) {
+    const char *w = "{\"type\":\"record\",\"name\":\"UserEvent\",\"fields\":["
+                    "{\"name\":\"user_id\",\"type\":\"string\"},"
+                    "{\"name\":\"tags\",\"type\":{\"type\":\"map\",\"values\":\"int\"}},"
+                    "{\"name\":\"item_id\",\"type\":\"string\"},"
+                    "{\"name\":\"type\",\"type\":{\"type\":\"enum\",\"name\":\"EventType\","
+                    "\"symbols\":[\"LIKE\",\"VIEW\",\"LISTEN\"]}},"
+                    "{\"name\":\"ts\",\"type\":\"int\"},"
+                    "{\"name\":\"duration_ms\",\"type\":[\"null\",\"int\"]}]}";
+    codec_decoder *dec = codec_decoder_new();
+    char err[256];
+    assert_int_equal(codec_decoder_add_writer_schema(dec, 9, w, err, sizeof(err)), 0);
+    uint8_t body[64], buf[80];
+    size_t n = 0;
+    n += zz(body + n, 1), body[n++] = 'u';
+    n += zz(body + n, 1), n += zz(body + n, 1), body[n++] = 'k', n += zz(body + n, 42);
+    n += zz(body + n, 0); /* end of map */
+    n += zz(body + n, 1), body[n++] = 'i';
+    n += zz(body + n, 2); /* LISTEN in the writer's order */
+    n += zz(body + n, 99);
+    n += zz(body + n, 1), n += zz(body + n, 3000);
+    codec_event ev;
+    assert_int_equal(decode(dec, buf, frame(buf, 9, body, n), &ev), CODEC_OK);
+    assert_string_equal(ev.user_id, "u");
+    assert_string_equal(ev.item_id, "i");
+    assert_int_equal(ev.type, CODEC_EVENT_LISTEN);
+    assert_true(ev.ts_ms == 99);
+    assert_true(ev.has_duration && ev.duration_ms == 3000);
+    assert_false(ev.has_weight);
+    body[1] = 0xff; /* a user id that is not UTF-8 is caught on this path too */
+    assert_int_equal(decode(dec, buf, frame(buf, 9, body, n), &ev), CODEC_ERR_UTF8);
+    codec_decoder_free(dec);
+}
+
 static void test_writer_schema_incompatible(void **state) {
     codec_decoder *dec = codec_decoder_new();
     char err[256] = "";
@@ -426,6 +461,7 @@ int main(void) {
         cmocka_unit_test(test_avro_malformed),
         cmocka_unit_test(test_framed_reader_schema),
         cmocka_unit_test(test_writer_schema_resolution),
+        cmocka_unit_test(test_writer_schema_promotion),
         cmocka_unit_test(test_writer_schema_incompatible),
         cmocka_unit_test(test_fetcher),
         cmocka_unit_test(test_names),
