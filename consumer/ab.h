@@ -119,7 +119,9 @@ typedef struct ab_report {
     size_t n;
 } ab_report;
 
-/* Returns 0, or -1 with errstr when the text holds no A/B metrics. */
+/* Adds the A/B numbers of one page to *out: zero *out first, then parse
+ * one page per instance to sum a scaled-out group (instances own disjoint
+ * users). Returns 0, or -1 with errstr when the text holds no A/B metrics. */
 int ab_report_parse(const char *text, size_t len, ab_report *out, char *errstr, size_t errstr_size);
 
 #endif

@@ -150,45 +150,51 @@ static int k_index(const char *s) {
     return -1;
 }
 
-/* Folds one sample into the report when it is an A/B metric. */
-static void report_sample(ab_report *r, const ab_prom_sample *s) {
-    if (strncmp(s->name, "recstream_ab_", 13)) return;
-    const char *vn = ab_prom_label(s, "variant");
-    ab_report_variant *v = vn ? report_variant(r, vn) : NULL;
-    if (!v) return;
+/* Adds one A/B sample to its variant. Pages of several instances add up:
+ * each instance owns a disjoint set of users (they are partitioned by key). */
+static void report_count(ab_report_variant *v, const ab_prom_sample *s) {
     uint64_t n = s->value > 0 ? (uint64_t)(s->value + 0.5) : 0;
     if (!strcmp(s->name, "recstream_ab_users")) {
-        v->users = s->value;
+        v->users += s->value;
         return;
     }
     if (!strcmp(s->name, "recstream_ab_exposures_total")) {
-        v->exposures = n;
+        v->exposures += n;
         return;
     }
     int src = source_index(ab_prom_label(s, "source")), k = k_index(ab_prom_label(s, "k"));
     if (src < 0 || k < 0) return;
     if (!strcmp(s->name, "recstream_ab_hits_total")) {
-        v->hits_by_source[src][k] = n;
+        v->hits_by_source[src][k] += n;
         v->hits[k] += n;
     } else if (!strcmp(s->name, "recstream_ab_item_exposures_total")) {
-        v->shown_by_source[src][k] = n;
+        v->shown_by_source[src][k] += n;
     }
+}
+
+/* Folds one sample into the report; 1 when it was an A/B metric. */
+static int report_sample(ab_report *r, const ab_prom_sample *s) {
+    if (strncmp(s->name, "recstream_ab_", 13)) return 0;
+    const char *vn = ab_prom_label(s, "variant");
+    ab_report_variant *v = vn ? report_variant(r, vn) : NULL;
+    if (!v) return 0;
+    report_count(v, s);
+    return 1;
 }
 
 int ab_report_parse(const char *text, size_t len, ab_report *out, char *errstr,
                     size_t errstr_size) {
-    memset(out, 0, sizeof(*out));
     char *copy = util_strndup(text, len), *save = NULL;
-    int line_no = 0, bad = 0;
+    int line_no = 0, bad = 0, found = 0;
     for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         line_no++;
         ab_prom_sample s;
         int rc = ab_prom_parse_line(line, &s);
         if (rc < 0 && !bad) bad = line_no;
-        if (rc == 1) report_sample(out, &s);
+        if (rc == 1) found |= report_sample(out, &s);
     }
     free(copy);
-    if (out->n == 0) {
+    if (!found) {
         if (bad)
             snprintf(errstr, errstr_size, "line %d is not Prometheus text format", bad);
         else

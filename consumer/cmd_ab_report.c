@@ -116,38 +116,79 @@ static void print_comparisons(const ab_report *r) {
     }
 }
 
+/* The pages to read, from repeated --metrics-url and --file. */
+#define MAX_SOURCES 64
+typedef struct sources {
+    const char *item[MAX_SOURCES];
+    int is_url[MAX_SOURCES];
+    size_t n;
+} sources;
+
+static int add_source(sources *s, const char *v, int is_url, char *errstr, size_t errstr_size) {
+    if (s->n == MAX_SOURCES)
+        return snprintf(errstr, errstr_size, "at most %d pages", MAX_SOURCES), -1;
+    s->item[s->n] = v;
+    s->is_url[s->n++] = is_url;
+    return 0;
+}
+
+static int opt_url(const char *v, void *opaque, char *errstr, size_t errstr_size) {
+    return add_source(opaque, v, 1, errstr, errstr_size);
+}
+
+static int opt_file(const char *v, void *opaque, char *errstr, size_t errstr_size) {
+    return add_source(opaque, v, 0, errstr, errstr_size);
+}
+
+/* Reads every page and sums them into r; 0, or -1 with errstr. */
+static int read_pages(const sources *src, ab_report *r, char *err, size_t errsz) {
+    int rc = 0;
+    memset(r, 0, sizeof(*r));
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    for (size_t i = 0; i < src->n && !rc; i++) {
+        grow g = {util_calloc(1, 1), 0};
+        rc = src->is_url[i] ? fetch(src->item[i], &g, err, errsz)
+                            : read_file(src->item[i], &g, err, errsz);
+        char perr[256];
+        if (!rc && ab_report_parse(g.d, g.len, r, perr, sizeof(perr))) {
+            snprintf(err, errsz, "%s: %s", src->item[i], perr);
+            rc = -1;
+        }
+        free(g.d);
+    }
+    curl_global_cleanup();
+    return rc;
+}
+
 int cmd_ab_report(int argc, char **argv) {
-    const char *url = NULL, *file = NULL;
+    sources src = {0};
     const util_opt opts[] = {
-        {"metrics-url", 'u', UTIL_OPT_STRING, &url, 0, 0, 0, 0, NULL, "URL",
-         "a running processor's metrics, e.g. http://127.0.0.1:9100/metrics"},
-        {"file", 'f', UTIL_OPT_STRING, &file, 0, 0, 0, 0, NULL, "FILE",
-         "a saved /metrics text instead (- for stdin)"},
+        {"metrics-url", 'u', UTIL_OPT_FUNC, &src, 0, 0, 0, 0, opt_url, "URL",
+         "a running processor's metrics, e.g. http://127.0.0.1:9102/metrics (repeat to sum "
+         "instances)"},
+        {"file", 'f', UTIL_OPT_FUNC, &src, 0, 0, 0, 0, opt_file, "FILE",
+         "a saved /metrics text instead (- for stdin; repeatable)"},
     };
     const util_cli cli = {"recstream ab-report",
                           "[OPTIONS]",
                           "Prints, per A/B variant, users, exposures and hit rates at 5 and 10 "
                           "with 95% Wilson intervals, then each variant against the first (the "
                           "control) with a two-proportion z-test. Reads the processor's /metrics "
-                          "(run with --metrics-port) or a saved copy.",
+                          "(run with --metrics-port) or saved copies; several pages (one per "
+                          "instance) are summed.",
                           opts,
                           sizeof(opts) / sizeof(*opts),
                           NULL,
                           NULL};
     int n_pos = 0, rc = util_cli_parse(&cli, argc, argv, &n_pos);
     if (rc) return util_cli_free(), rc > 0 ? 0 : 2;
-    if (n_pos > 0 || (!url) == (!file)) {
+    if (n_pos > 0 || src.n == 0) {
         util_cli_free();
-        return util_cli_error(&cli, "give exactly one of --metrics-url and --file");
+        return util_cli_error(&cli, "give --metrics-url URL or --file FILE");
     }
     char err[512];
-    grow g = {util_calloc(1, 1), 0};
-    if (url) curl_global_init(CURL_GLOBAL_DEFAULT);
-    rc = url ? fetch(url, &g, err, sizeof(err)) : read_file(file, &g, err, sizeof(err));
-    if (url) curl_global_cleanup();
     ab_report r;
-    if (rc == 0) rc = ab_report_parse(g.d, g.len, &r, err, sizeof(err));
-    free(g.d);
+    rc = read_pages(&src, &r, err, sizeof(err));
     util_cli_free();
     if (rc) {
         fprintf(stderr, "recstream ab-report: %s\n", err);

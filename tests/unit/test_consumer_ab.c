@@ -215,8 +215,8 @@ static void test_hits_and_exposures(void **state) {
     size_t len;
     char *t = metrics_render(m, &len), err[256];
     ab_report r;
+    memset(&r, 0, sizeof(r));
     assert_int_equal(ab_report_parse(t, len, &r, err, sizeof(err)), 0);
-    free(t);
     assert_int_equal(r.n, 2);
     assert_string_equal(r.v[0].name, "control");
     assert_int_equal(r.v[1].exposures, 3);
@@ -225,6 +225,14 @@ static void test_hits_and_exposures(void **state) {
     assert_int_equal(r.v[1].hits_by_source[CODEC_SOURCE_POPULAR][1], 1);
     assert_int_equal(r.v[1].shown_by_source[CODEC_SOURCE_OFFLINE][0], 6);
     assert_true(r.v[1].users == 4);
+    /* A second instance's page adds up. */
+    assert_int_equal(ab_report_parse(t, len, &r, err, sizeof(err)), 0);
+    free(t);
+    assert_int_equal(r.n, 2);
+    assert_int_equal(r.v[1].exposures, 6);
+    assert_int_equal(r.v[1].hits[1], 4);
+    assert_true(r.v[1].users == 8);
+    memset(&r, 0, sizeof(r));
     metrics_free(m);
     assert_int_equal(ab_report_parse("# nothing\nfoo 1\n", 16, &r, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "no recstream_ab_"));
