@@ -19,6 +19,7 @@ typedef struct writer_entry {
     int32_t id;
     codec_resolver *res; /* NULL: read with our own schema */
     int64_t retry_at;    /* > 0: fetch again after this time (fetcher said NULL) */
+    char *error;         /* the registry's schema for this id does not resolve */
 } writer_entry;
 
 struct codec_decoder {
@@ -42,7 +43,10 @@ codec_decoder *codec_decoder_new(void) {
 
 void codec_decoder_free(codec_decoder *dec) {
     if (!dec) return;
-    for (size_t i = 0; i < dec->n_writers; i++) codec_resolver_free(dec->writers[i].res);
+    for (size_t i = 0; i < dec->n_writers; i++) {
+        codec_resolver_free(dec->writers[i].res);
+        free(dec->writers[i].error);
+    }
     free(dec->writers);
     avro_schema_decref(dec->reader);
     free(dec);
@@ -63,6 +67,7 @@ static writer_entry *put_writer(codec_decoder *dec, int32_t id) {
     writer_entry *w = find_writer(dec, id);
     if (w) {
         codec_resolver_free(w->res);
+        free(w->error);
         *w = (writer_entry){.id = id};
         return w;
     }
@@ -95,22 +100,30 @@ int codec_decoder_add_writer_schema(codec_decoder *dec, int32_t schema_id, const
     return 0;
 }
 
-/* Finds or learns the writer for id; NULL with *err set when unusable. */
+/* Adds the fetched schema for id, or remembers why it cannot be used. */
+static writer_entry *learn_writer(codec_decoder *dec, int32_t id, const char *json) {
+    char errstr[256];
+    if (codec_decoder_add_writer_schema(dec, id, json, errstr, sizeof(errstr)) == 0)
+        return find_writer(dec, id);
+    writer_entry *w = put_writer(dec, id);
+    w->error = util_strdup(errstr);
+    return w;
+}
+
+/* Finds or learns the writer for id; NULL with *err set when unusable. A
+ * schema that does not resolve is remembered: ids never change meaning in a
+ * registry, and asking again for every message would flood it. */
 static writer_entry *writer_for(codec_decoder *dec, int32_t id, codec_err *err, char *detail,
                                 size_t detail_size) {
     writer_entry *w = find_writer(dec, id);
-    if (w && (w->retry_at == 0 || !dec->fetch || util_now_ms() < w->retry_at)) return w;
-    char *json = dec->fetch ? dec->fetch(id, dec->fetch_opaque) : NULL;
-    if (!json) {
-        w = put_writer(dec, id);
-        w->retry_at = dec->fetch ? util_now_ms() + FETCH_RETRY_MS : 0;
-        return w;
+    if (!w || (w->retry_at && dec->fetch && util_now_ms() >= w->retry_at)) {
+        char *json = dec->fetch ? dec->fetch(id, dec->fetch_opaque) : NULL;
+        w = json ? learn_writer(dec, id, json) : put_writer(dec, id);
+        if (!json) w->retry_at = dec->fetch ? util_now_ms() + FETCH_RETRY_MS : 0;
+        free(json);
     }
-    char errstr[256];
-    int rc = codec_decoder_add_writer_schema(dec, id, json, errstr, sizeof(errstr));
-    free(json);
-    if (rc == 0) return find_writer(dec, id);
-    *err = codec_fail(CODEC_ERR_SCHEMA, detail, detail_size, "schema id %d: %s", (int)id, errstr);
+    if (!w->error) return w;
+    *err = codec_fail(CODEC_ERR_SCHEMA, detail, detail_size, "schema id %d: %s", (int)id, w->error);
     return NULL;
 }
 

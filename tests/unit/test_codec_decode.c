@@ -431,7 +431,10 @@ static void test_fetcher(void **state) {
     m = frame(buf, 21, body, n);
     codec_decoder *dec2 = codec_decoder_new();
     codec_decoder_set_fetcher(dec2, fetch, &fs);
+    int calls = fs.calls;
     assert_int_equal(decode(dec2, buf, m, &ev), CODEC_ERR_SCHEMA);
+    assert_int_equal(decode(dec2, buf, m, &ev), CODEC_ERR_SCHEMA);
+    assert_int_equal(fs.calls, calls + 1); /* the failure is remembered */
     codec_decoder_free(dec2);
     codec_decoder_free(dec);
 }
