@@ -19,8 +19,9 @@
 #include "model_int.h"
 #include "util.h"
 
-#define ALS_BLOCK 256u   /* rows per task and per sgemm */
-#define CG_EPS    1e-20f /* residual below which a row has converged */
+#define ALS_BLOCK  256u       /* rows per task and per sgemm */
+#define ALS_GATHER (1u << 20) /* floats of y rows copied per worker (4 MiB) */
+#define CG_EPS     1e-20f     /* residual below which a row has converged */
 
 void model_als_params_default(model_als_params *p) {
     memset(p, 0, sizeof(*p));
@@ -77,11 +78,12 @@ ALS_INLINE void axpy8(float a, const float *x, float *y, uint32_t f) {
     for (; i < f; i++) y[i] += a * x[i];
 }
 
-/* r += sum_j (c_j - (c_j - 1) y_j.x) y_j : the sparse part of b - A x. */
+/* r += sum_j (c_j - (c_j - 1) y_j.x) y_j : the sparse part of b - A x.
+ * col NULL: the n rows y_j lie back to back at y (gathered). */
 ALS_INLINE void row_residual(const uint32_t *col, const float *conf, uint64_t n, const float *y,
                              uint32_t f, const float *x, float *r) {
     for (uint64_t j = 0; j < n; j++) {
-        const float *yj = y + (size_t)col[j] * f;
+        const float *yj = y + (col ? (size_t)col[j] : j) * f;
         axpy8(conf[j] - (conf[j] - 1.0f) * dot8(yj, x, f), yj, r, f);
     }
 }
@@ -90,7 +92,7 @@ ALS_INLINE void row_residual(const uint32_t *col, const float *conf, uint64_t n,
 ALS_INLINE void row_apply(const uint32_t *col, const float *conf, uint64_t n, const float *y,
                           uint32_t f, const float *p, float *ap) {
     for (uint64_t j = 0; j < n; j++) {
-        const float *yj = y + (size_t)col[j] * f;
+        const float *yj = y + (col ? (size_t)col[j] : j) * f;
         axpy8((conf[j] - 1.0f) * dot8(yj, p, f), yj, ap, f);
     }
 }
@@ -117,6 +119,7 @@ typedef struct solve_ctx {
     uint32_t f, cg_steps;
     model_solver solver;
     float *scratch;    /* per worker: 3 blocks of f floats + an f x f */
+    float *gather;     /* per worker: ALS_GATHER floats of copied y rows */
     double *loss_part; /* per task, for the loss pass */
 } solve_ctx;
 
@@ -145,17 +148,66 @@ static void solve_cholesky_row(const solve_ctx *c, uint32_t row, float *a) {
 
 /* Conjugate gradient for a block of rows at once: the Gram products of
  * the whole block are one sgemm, the sparse parts row by row. */
-ALS_CLONES static void solve_cg_block(const solve_ctx *c, uint32_t lo, uint32_t rows, float *buf) {
+/* Copies the y rows of as many of the block's rows as fit into buf, so
+ * that the CG steps read them from cache instead of gathering scattered
+ * rows from memory again at every step (the item side's rows are users,
+ * far more than fit in cache). Copying changes no arithmetic. */
+ALS_INLINE void gather_rows(const solve_ctx *c, uint32_t lo, uint32_t rows, float *buf,
+                            const float **ys, const uint32_t **cols) {
+    const mi_csr *m = c->m;
+    size_t used = 0;
+    for (uint32_t i = 0; i < rows; i++) {
+        uint64_t s = m->ptr[lo + i], n = m->ptr[lo + i + 1] - s;
+        if (used + n * c->f > ALS_GATHER) {
+            ys[i] = c->y;
+            cols[i] = m->col + s;
+            continue;
+        }
+        for (uint64_t j = 0; j < n; j++)
+            memcpy(buf + used + j * c->f, c->y + (size_t)m->col[s + j] * c->f,
+                   c->f * sizeof(float));
+        ys[i] = buf + used;
+        cols[i] = NULL;
+        used += n * c->f;
+    }
+}
+
+/* One CG step's update of row i once ap holds A p. */
+ALS_INLINE void cg_update(float *x, float *r, float *p, const float *ap, float *rs, uint32_t f) {
+    float pap = dot8(p, ap, f);
+    if (!(pap > 0)) {
+        *rs = 0;
+        return;
+    }
+    float a = *rs / pap;
+    axpy8(a, p, x, f);
+    axpy8(-a, ap, r, f);
+    float rsnew = dot8(r, r, f);
+    if (rsnew < CG_EPS) {
+        *rs = 0;
+        return;
+    }
+    float beta = rsnew / *rs;
+    for (uint32_t k = 0; k < f; k++) p[k] = r[k] + beta * p[k];
+    *rs = rsnew;
+}
+
+/* Conjugate gradient for a block of rows at once: the Gram products of
+ * the whole block are one sgemm, the sparse parts row by row. */
+ALS_CLONES static void solve_cg_block(const solve_ctx *c, uint32_t lo, uint32_t rows, float *buf,
+                                      float *gbuf) {
     uint32_t f = c->f;
     float *r = buf, *p = r + (size_t)ALS_BLOCK * f, *ap = p + (size_t)ALS_BLOCK * f;
     float *rs = ap + (size_t)ALS_BLOCK * f + (size_t)f * f; /* rsold per row; 0 = done */
     float *x = c->x + (size_t)lo * f;
+    const float *ys[ALS_BLOCK];
+    const uint32_t *cols[ALS_BLOCK];
+    gather_rows(c, lo, rows, gbuf, ys, cols);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)f, (int)f, -1.0f, x,
                 (int)f, c->gram, (int)f, 0.0f, r, (int)f);
     for (uint32_t i = 0; i < rows; i++) {
         uint64_t s = c->m->ptr[lo + i], n = c->m->ptr[lo + i + 1] - s;
-        row_residual(c->m->col + s, c->m->val + s, n, c->y, f, x + (size_t)i * f,
-                     r + (size_t)i * f);
+        row_residual(cols[i], c->m->val + s, n, ys[i], f, x + (size_t)i * f, r + (size_t)i * f);
         rs[i] = dot8(r + (size_t)i * f, r + (size_t)i * f, f);
         if (rs[i] < CG_EPS) rs[i] = 0;
     }
@@ -166,24 +218,9 @@ ALS_CLONES static void solve_cg_block(const solve_ctx *c, uint32_t lo, uint32_t 
         for (uint32_t i = 0; i < rows; i++) {
             if (rs[i] == 0) continue;
             uint64_t s = c->m->ptr[lo + i], n = c->m->ptr[lo + i + 1] - s;
-            float *pi = p + (size_t)i * f, *api = ap + (size_t)i * f, *ri = r + (size_t)i * f;
-            row_apply(c->m->col + s, c->m->val + s, n, c->y, f, pi, api);
-            float pap = dot8(pi, api, f);
-            if (!(pap > 0)) {
-                rs[i] = 0;
-                continue;
-            }
-            float a = rs[i] / pap;
-            axpy8(a, pi, x + (size_t)i * f, f);
-            axpy8(-a, api, ri, f);
-            float rsnew = dot8(ri, ri, f);
-            if (rsnew < CG_EPS) {
-                rs[i] = 0;
-                continue;
-            }
-            float beta = rsnew / rs[i];
-            for (uint32_t k = 0; k < f; k++) pi[k] = ri[k] + beta * pi[k];
-            rs[i] = rsnew;
+            float *pi = p + (size_t)i * f, *api = ap + (size_t)i * f;
+            row_apply(cols[i], c->m->val + s, n, ys[i], f, pi, api);
+            cg_update(x + (size_t)i * f, r + (size_t)i * f, pi, api, &rs[i], f);
         }
     }
 }
@@ -197,7 +234,7 @@ static void solve_task(size_t task, int worker, void *arg) {
         float *a = buf + 3 * (size_t)ALS_BLOCK * c->f;
         for (uint32_t i = 0; i < rows; i++) solve_cholesky_row(c, lo + i, a);
     } else {
-        solve_cg_block(c, lo, rows, buf);
+        solve_cg_block(c, lo, rows, buf, c->gather + (size_t)worker * ALS_GATHER);
     }
 }
 
@@ -266,7 +303,7 @@ typedef struct als_run {
     const model_als_params *p;
     mi_csr by_user, by_item;
     float *gram;
-    float *scratch;
+    float *scratch, *gather;
     double *loss_part;
     int threads;
 } als_run;
@@ -275,7 +312,8 @@ static void half_step(als_run *run, const mi_csr *m, float *x, const float *y, u
     uint32_t f = run->p->factors;
     mi_gram(y, n_y, f, run->threads, run->gram);
     for (uint32_t i = 0; i < f; i++) run->gram[(size_t)i * f + i] += run->p->regularization;
-    solve_ctx c = {m, x, y, run->gram, f, run->p->cg_steps, run->p->solver, run->scratch, NULL};
+    solve_ctx c = {
+        m, x, y, run->gram, f, run->p->cg_steps, run->p->solver, run->scratch, run->gather, NULL};
     mi_parallel_for(run->threads, (m->rows + ALS_BLOCK - 1) / ALS_BLOCK, solve_task, &c);
 }
 
@@ -284,8 +322,16 @@ static void half_step(als_run *run, const mi_csr *m, float *x, const float *y, u
 static double als_loss(als_run *run, const model_als *out) {
     uint32_t f = out->factors;
     mi_gram(out->item_factors, out->n_items, f, run->threads, run->gram);
-    solve_ctx c = {&run->by_user,   out->user_factors, out->item_factors, run->gram, f, 0,
-                   MODEL_SOLVER_CG, run->scratch,      run->loss_part};
+    solve_ctx c = {&run->by_user,
+                   out->user_factors,
+                   out->item_factors,
+                   run->gram,
+                   f,
+                   0,
+                   MODEL_SOLVER_CG,
+                   run->scratch,
+                   NULL,
+                   run->loss_part};
     size_t tasks = (out->n_users + ALS_BLOCK - 1) / ALS_BLOCK;
     mi_parallel_for(run->threads, tasks, loss_task, &c);
     double loss = 0, total_conf = 0;
@@ -316,6 +362,8 @@ int model_als_train(const model_dataset *ds, const model_als_params *p, model_pr
     init_factors(out->item_factors, (size_t)out->n_items * f, p->seed, 2);
     size_t per = 3 * (size_t)ALS_BLOCK * f + (size_t)f * f + ALS_BLOCK;
     run.scratch = util_malloc((size_t)run.threads * per * sizeof(float));
+    if (p->solver == MODEL_SOLVER_CG)
+        run.gather = util_malloc((size_t)run.threads * ALS_GATHER * sizeof(float));
     run.gram = util_malloc((size_t)f * f * sizeof(float));
     run.loss_part = util_malloc(((out->n_users + ALS_BLOCK - 1) / ALS_BLOCK + 1) * sizeof(double));
     int rc = 0;
@@ -337,6 +385,7 @@ int model_als_train(const model_dataset *ds, const model_als_params *p, model_pr
         if (progress) progress(it + 1, loss, secs, opaque);
     }
     free(run.scratch);
+    free(run.gather);
     free(run.gram);
     free(run.loss_part);
     mi_csr_free(&run.by_user);
