@@ -298,6 +298,10 @@ int cmd_train(int argc, char **argv) {
          .help = "model file to write (model.bin)"},
         {"offline-out", 0, UTIL_OPT_STRING, &c.offline_out, .arg = "FILE",
          .help = "offline lists file to write (offline.avro)"},
+        /* The names `run` reads the same files by. */
+        {"model", 0, UTIL_OPT_STRING, &c.model_out, .arg = "FILE", .help = "same as --model-out"},
+        {"offline", 0, UTIL_OPT_STRING, &c.offline_out, .arg = "FILE",
+         .help = "same as --offline-out"},
         {"log-level", 0, UTIL_OPT_STRING, &c.log_level, .arg = "LEVEL",
          .help = "error, warn, info (default) or debug"},
     };
