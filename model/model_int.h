@@ -68,7 +68,13 @@ float mi_confidence(const model_als_params *p, float r);
 
 /* ---- Files: write to path.tmp, fsync, rename over path, fsync the
  * directory; readers see the old file or the new one. */
-int model_write_atomic(const char *path, const void *data, size_t size, char *errstr,
+typedef struct mi_part {
+    const void *data;
+    size_t size;
+} mi_part;
+/* Writes the parts back to back (so a large body need not be copied
+ * behind its header first). */
+int model_write_atomic(const char *path, const mi_part *parts, size_t n_parts, char *errstr,
                        size_t errstr_size);
 
 #endif

@@ -212,7 +212,7 @@ static uint8_t *serialise(const model *m, size_t *size_out) {
 }
 
 /* Shared with the offline lists writer: tmp file, fsync, rename, fsync dir. */
-int model_write_atomic(const char *path, const void *data, size_t size, char *errstr,
+int model_write_atomic(const char *path, const mi_part *parts, size_t n_parts, char *errstr,
                        size_t errstr_size) {
     size_t tl = strlen(path) + 8;
     char *tmp = util_malloc(tl);
@@ -221,12 +221,13 @@ int model_write_atomic(const char *path, const void *data, size_t size, char *er
     const char *step = "open";
     if (fd < 0) goto fail;
     step = "write";
-    for (size_t done = 0; done < size;) {
-        ssize_t n = write(fd, (const char *)data + done, size - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) goto fail;
-        done += (size_t)n;
-    }
+    for (size_t i = 0; i < n_parts; i++)
+        for (size_t done = 0; done < parts[i].size;) {
+            ssize_t n = write(fd, (const char *)parts[i].data + done, parts[i].size - done);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) goto fail;
+            done += (size_t)n;
+        }
     step = "fsync";
     if (fsync(fd) != 0) goto fail;
     step = "close";
@@ -255,7 +256,8 @@ fail:
 int model_save(const model *m, const char *path, char *errstr, size_t errstr_size) {
     size_t size;
     uint8_t *buf = serialise(m, &size);
-    int rc = model_write_atomic(path, buf, size, errstr, errstr_size);
+    mi_part part = {buf, size};
+    int rc = model_write_atomic(path, &part, 1, errstr, errstr_size);
     free(buf);
     return rc;
 }

@@ -213,10 +213,10 @@ int model_offline_write(const char *path, const model_dataset *ds, const model_a
     ob_meta(&file, "recstream.checksum", sum_s);
     ob_long(&file, 0);
     ob_put(&file, sync, 16);
-    if (body.len) ob_put(&file, body.d, body.len);
-    free(body.d);
-    int rc = model_write_atomic(path, file.d, file.len, errstr, errstr_size);
+    mi_part parts[2] = {{file.d, file.len}, {body.d, body.len}};
+    int rc = model_write_atomic(path, parts, 2, errstr, errstr_size);
     free(file.d);
+    free(body.d);
     return rc;
 }
 
