@@ -16,6 +16,7 @@
 
 #include "model.h"
 #include "test_model_fixture.h"
+#include "util.h"
 
 typedef struct fixture {
     model_dataset *ds;
@@ -160,6 +161,70 @@ static void test_corruptions_refused(void **state) {
     free(good);
 }
 
+/* Re-seals a mutated file (payload and header checksums recomputed), so
+ * the structural checks behind the checksums get their turn. */
+static void reseal(unsigned char *b, size_t size) {
+    uint64_t h = util_hash64(b + 144, size - 144, 0);
+    memcpy(b + 56, &h, 8);
+    h = util_hash64(b, 136, 0);
+    memcpy(b + 136, &h, 8);
+}
+
+static void test_structural_checks_behind_checksums(void **state) {
+    fixture *fx = *state;
+    const model *m = fx->m;
+    char err[512];
+    assert_int_equal(model_save(m, fx->path, err, sizeof(err)), 0);
+    size_t size;
+    unsigned char *good = slurp(fx->path, &size);
+    unsigned char *b = malloc(size);
+    char bad[600];
+    snprintf(bad, sizeof(bad), "%s.bad", fx->path);
+    size_t off_factors = 144, off_nbr = off_factors + (size_t)m->n_items * m->factors * 4 +
+                                        (size_t)m->factors * m->factors * 4;
+    size_t off_pop = off_nbr + 2 * (size_t)m->n_items * m->k * 4;
+    size_t off_ids = off_pop + 2 * (size_t)m->n_popular * 4;
+    uint32_t v = m->n_items;
+    float nan = NAN;
+    struct {
+        size_t at;
+        const void *bytes;
+        size_t n;
+        const char *want;
+    } cases[] = {
+        {off_nbr + 4, &v, 4, "out of range"}, /* neighbour index = n_items */
+        {off_pop, &v, 4, "out of range"},     /* popular index = n_items */
+        {off_factors + 8, &nan, 4, "NaN"},    /* a factor */
+        {off_ids + 2, "i1", 2, "duplicate"},  /* first id "i0" -> "i1" */
+        {off_ids + 2, "\xff", 1, "UTF-8"},    /* first id not UTF-8 */
+        {off_ids, "\0\0", 2, "bad length"},   /* zero-length id */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        memcpy(b, good, size);
+        memcpy(b + cases[i].at, cases[i].bytes, cases[i].n);
+        reseal(b, size);
+        spit(bad, b, size);
+        refused(bad, cases[i].want);
+    }
+    /* A real neighbour after a padding slot is refused too. */
+    memcpy(b, good, size);
+    uint32_t none = MODEL_NONE;
+    memcpy(b + off_nbr, &none, 4);
+    reseal(b, size);
+    spit(bad, b, size);
+    refused(bad, "out of range");
+    /* And the unmodified, resealed file still loads (the offsets are right). */
+    memcpy(b, good, size);
+    reseal(b, size);
+    spit(bad, b, size);
+    model *ok = NULL;
+    assert_int_equal(model_load(bad, &ok, err, sizeof(err)), 0);
+    model_free(ok);
+    unlink(bad);
+    free(b);
+    free(good);
+}
+
 static void test_save_replaces_atomically(void **state) {
     fixture *fx = *state;
     char err[512];
@@ -215,6 +280,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_corruptions_refused),
+        cmocka_unit_test(test_structural_checks_behind_checksums),
         cmocka_unit_test(test_save_replaces_atomically),
         cmocka_unit_test(test_foldin_reproduces_user_solve),
     };
