@@ -163,7 +163,7 @@ int reload_check_now(reload *r) {
                      obj_version(k, w->cur->obj), was);
         } else if (rc < 0) {
             atomic_fetch_add(&r->n_failures, 1);
-            log_error("reload: %s %s refused: %s; keeping version %s", what, w->path, err, was);
+            log_error("reload: %s refused: %s; keeping version %s", what, err, was);
         }
     }
     return swapped;
@@ -199,7 +199,7 @@ static int first_load(reload *r, int kind, const char *path, char *errstr, size_
     }
     void *obj = obj_load(kind, path, err, sizeof(err));
     if (!obj) {
-        snprintf(errstr, errsz, "%s: %s", path, err);
+        snprintf(errstr, errsz, "%s", err); /* the loaders name the file */
         return -1;
     }
     w->cur = util_calloc(1, sizeof(ref));

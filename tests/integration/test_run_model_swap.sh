@@ -76,7 +76,7 @@ vb=$(versions | tail -1)
 # A corrupt file (truncated) is refused; the second model stays in use.
 head -c 1000 "$T/model-b.bin" >"$T/model.tmp" && mv "$T/model.tmp" "$T/model.bin"
 for _ in $(seq 50); do grep -q "refused" "$T/run.err" && break; sleep 0.1; done
-grep -q "reload: model .* refused" "$T/run.err" || fail "the corrupt model was not refused"
+grep -q "reload: model refused" "$T/run.err" || fail "the corrupt model was not refused"
 before=$(versions | wc -l)
 send 200 220
 for _ in $(seq 100); do [ "$(versions | wc -l)" -gt "$before" ] && break; sleep 0.1; done
