@@ -24,8 +24,8 @@ awk 'BEGIN { srand(7); print "user\titem\ttype\tts";
   for (u = 0; u < 40; u++) for (j = 0; j < 15; j++) {
     g = u % 4; i = g * 10 + int(rand() * 10);
     printf "u%d\ti%d\tLISTEN\t%d\n", u, i, 1700000000000 + u * 100 + j } }' >"$T/train.tsv"
-"$RECSTREAM" train --input "$T/train.tsv" --header --model "$T/model.bin" \
-  --offline "$T/offline.avro" --factors 8 --iterations 5 >"$T/train.out" 2>"$T/train.err" ||
+"$RECSTREAM" train --input "$T/train.tsv" --header --model-out "$T/model.bin" \
+  --offline-out "$T/offline.avro" --factors 8 --iterations 5 >"$T/train.out" 2>"$T/train.err" ||
   { cat "$T/train.err" >&2; fail "recstream train"; }
 
 # ---- the processor

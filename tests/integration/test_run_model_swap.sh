@@ -27,8 +27,8 @@ gen() {
 }
 for m in a b; do
   gen "$([ $m = a ] && echo 1 || echo 2)" >"$T/train-$m.tsv"
-  "$RECSTREAM" train --input "$T/train-$m.tsv" --header --model "$T/model-$m.bin" \
-    --offline "$T/offline-$m.avro" --factors 8 --iterations 3 >/dev/null 2>"$T/train-$m.err" ||
+  "$RECSTREAM" train --input "$T/train-$m.tsv" --header --model-out "$T/model-$m.bin" \
+    --offline-out "$T/offline-$m.avro" --factors 8 --iterations 3 >/dev/null 2>"$T/train-$m.err" ||
     { cat "$T/train-$m.err" >&2; fail "recstream train ($m)"; }
 done
 install_model() { cp "$1" "$T/model.tmp" && mv "$T/model.tmp" "$T/model.bin"; }
