@@ -67,6 +67,15 @@ static void test_empty_user_gets_popular(void **st) {
     assert_string_equal(r->offline_version, "none");
     assert_string_equal(r->variant, "armA");
     codec_recs_free(o);
+    /* the Avro forms carry the same record */
+    w->cfg.output_format = CODEC_FORMAT_AVRO_FRAMED;
+    w->cfg.schema_id = 42;
+    r = compute(w, u, "nobody", 1700000000000LL, &o);
+    assert_int_equal((unsigned char)w->r.buf.data[0], 0);
+    assert_true(r->n_items > 0);
+    assert_string_equal(r->model_version, w->version);
+    codec_recs_free(o);
+    w->cfg.output_format = CODEC_FORMAT_JSON;
     state_user_free(u);
 }
 
