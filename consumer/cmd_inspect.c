@@ -304,21 +304,26 @@ static int need(const util_cli *cli, const char *what, const char *value, const 
     return util_cli_error(cli, "%s needs %s", sub, what);
 }
 
+static int is_one_of(const char *s, const char *const *names) {
+    for (; *names; names++)
+        if (!strcmp(s, *names)) return 1;
+    return 0;
+}
+
 static int dispatch(const util_cli *cli, inspect_args *a, int n_pos, char **pos) {
+    static const char *const with_arg[] = {"user", "model", "item", NULL};
+    static const char *const state_cmds[] = {"user", "partitions", "dump", "export", NULL};
     const char *sub = n_pos > 0 ? pos[0] : "";
     const char *arg = n_pos > 1 ? pos[1] : NULL;
-    int want_arg = !strcmp(sub, "user") || !strcmp(sub, "model") || !strcmp(sub, "item");
-    if (want_arg ? n_pos != 2 : n_pos != 1) {
-        if (!want_arg && strcmp(sub, "partitions") && strcmp(sub, "dump") && strcmp(sub, "export"))
-            return util_cli_error(cli,
-                                  "unknown subcommand \"%s\" (user, partitions, dump, "
-                                  "export, model, item)",
-                                  sub);
+    int want_arg = is_one_of(sub, with_arg);
+    if (!want_arg && !is_one_of(sub, state_cmds))
+        return util_cli_error(cli,
+                              "unknown subcommand \"%s\" (user, partitions, dump, export, "
+                              "model, item)",
+                              sub);
+    if (n_pos != (want_arg ? 2 : 1))
         return util_cli_error(cli, "%s takes %s", sub, want_arg ? "one argument" : "no argument");
-    }
-    int is_state = !strcmp(sub, "user") || !strcmp(sub, "partitions") || !strcmp(sub, "dump") ||
-                   !strcmp(sub, "export");
-    if (is_state && need(cli, "--state-dir", a->state_dir, sub)) return 2;
+    if (is_one_of(sub, state_cmds) && need(cli, "--state-dir", a->state_dir, sub)) return 2;
     if (!strcmp(sub, "user")) return inspect_user(a, arg);
     if (!strcmp(sub, "partitions")) return inspect_partitions(a);
     if (!strcmp(sub, "dump")) return inspect_dump(a);

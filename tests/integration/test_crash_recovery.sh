@@ -39,7 +39,7 @@ awk -v n="$EVENTS" 'BEGIN { srand(7); print "user\titem\ttype\tts";
   split("LISTEN VIEW LIKE", ty, " ");
   for (e = 0; e < n; e++) {
     u = int(rand() * 240); i = (u % 10) * 30 + int(rand() * 30);
-    printf "u%d\ti%d\t%s\t%d\n", u, i, ty[1 + int(rand() * 3)], 1700000000000 + e * 10 } }' \
+    printf "u%d\ti%d\t%s\t%.0f\n", u, i, ty[1 + int(rand() * 3)], 1700000000000 + e * 10 } }' \
   >"$T/events.tsv"
 
 # ---- the expected histories: the last H events of each user, stream order
