@@ -226,7 +226,17 @@ typedef struct model_blend_params {
     model_blend_strategy strategy;
     float weight[CODEC_SOURCES]; /* per source, for WEIGHTED */
     uint32_t n;                  /* items per list, default 20 */
+    /* RERANK: the score of a candidate (e.g. the folded-in user vector's dot
+     * product); without it RERANK falls back to WEIGHTED. */
+    float (*rerank)(const char *item_id, void *opaque);
+    void *rerank_opaque;
 } model_blend_params;
+
+void model_blend_params_default(model_blend_params *p);
+/* Parses "interleave", "weighted", "online", "offline", "popular", "rerank";
+ * -1 if none. */
+int model_blend_strategy_parse(const char *s);
+const char *model_blend_strategy_name(model_blend_strategy s);
 
 typedef struct model_candidates {
     const char *const *item_ids;

@@ -1,0 +1,141 @@
+/* Blending: one list per user from the online, offline and popular sources.
+ *
+ * Every strategy ends by filling from the popular list, so a user with no
+ * history and no offline list still gets a full list: nobody sees nothing.
+ * Lists are short (tens of items), so duplicates are found by a linear scan
+ * of what was already taken rather than by a hash set. */
+#include <string.h>
+#include <strings.h>
+
+#include "model.h"
+
+static const char *const strategy_names[] = {"interleave", "weighted", "online",
+                                             "offline",    "popular",  "rerank"};
+
+void model_blend_params_default(model_blend_params *p) {
+    memset(p, 0, sizeof(*p));
+    p->strategy = MODEL_BLEND_INTERLEAVE;
+    for (int s = 0; s < CODEC_SOURCES; s++) p->weight[s] = 1.0f;
+    p->n = 20;
+}
+
+int model_blend_strategy_parse(const char *s) {
+    for (int i = 0; i <= MODEL_BLEND_RERANK; i++)
+        if (!strcasecmp(s, strategy_names[i])) return i;
+    return -1;
+}
+
+const char *model_blend_strategy_name(model_blend_strategy s) {
+    return (unsigned)s <= MODEL_BLEND_RERANK ? strategy_names[s] : "unknown";
+}
+
+typedef struct out_list {
+    codec_rec_item *items;
+    size_t n, max;
+} out_list;
+
+static int taken(const out_list *o, const char *id) {
+    for (size_t i = 0; i < o->n; i++)
+        if (!strcmp(o->items[i].item_id, id)) return 1;
+    return 0;
+}
+
+/* Appends the source's candidate i unless it is there already. */
+static void take(out_list *o, const model_candidates *c, size_t i, codec_source src) {
+    if (o->n < o->max && !taken(o, c->item_ids[i]))
+        o->items[o->n++] = (codec_rec_item){c->item_ids[i], c->scores[i], src};
+}
+
+static void take_all(out_list *o, const model_candidates *src, codec_source s) {
+    for (size_t i = 0; i < src[s].n && o->n < o->max; i++) take(o, &src[s], i, s);
+}
+
+static void interleave(out_list *o, const model_candidates *src) {
+    const model_candidates *on = &src[CODEC_SOURCE_ONLINE], *off = &src[CODEC_SOURCE_OFFLINE];
+    for (size_t i = 0; (i < on->n || i < off->n) && o->n < o->max; i++) {
+        if (i < on->n) take(o, on, i, CODEC_SOURCE_ONLINE);
+        if (i < off->n) take(o, off, i, CODEC_SOURCE_OFFLINE);
+    }
+}
+
+/* ==== Scored merge (WEIGHTED, RERANK) ==== */
+
+typedef struct scored {
+    const char *item_id;
+    float score;      /* the merged score */
+    float best;       /* the largest single-source contribution */
+    codec_source src; /* the source of that contribution */
+} scored;
+
+static scored *find_scored(scored *pool, size_t n, const char *id) {
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(pool[i].item_id, id)) return &pool[i];
+    return NULL;
+}
+
+/* Each source adds weight / (rank + 1): a rank-based merge, so sources with
+ * scores on different scales (cosine sums, dot products, counts) mix fairly.
+ * The item keeps the source that contributed most. */
+static size_t pool_weighted(const model_blend_params *p, const model_candidates *src, scored *pool,
+                            size_t cap) {
+    size_t n = 0;
+    for (int s = 0; s < CODEC_SOURCES; s++) {
+        for (size_t i = 0; i < src[s].n; i++) {
+            float c = p->weight[s] / (float)(i + 1);
+            scored *e = find_scored(pool, n, src[s].item_ids[i]);
+            if (!e) {
+                if (n == cap) break;
+                e = &pool[n++];
+                *e = (scored){src[s].item_ids[i], 0, -1, (codec_source)s};
+            }
+            e->score += c;
+            if (c > e->best) e->best = c, e->src = (codec_source)s;
+        }
+    }
+    if (p->strategy == MODEL_BLEND_RERANK && p->rerank)
+        for (size_t i = 0; i < n; i++) pool[i].score = p->rerank(pool[i].item_id, p->rerank_opaque);
+    return n;
+}
+
+static void sort_scored(scored *pool, size_t n) {
+    for (size_t i = 1; i < n; i++) { /* insertion sort: n is small, and it is stable */
+        scored t = pool[i];
+        size_t j = i;
+        for (; j > 0 && pool[j - 1].score < t.score; j--) pool[j] = pool[j - 1];
+        pool[j] = t;
+    }
+}
+
+static void merged(const model_blend_params *p, out_list *o, const model_candidates *src) {
+    enum { POOL_MAX = 1024 };
+    scored pool[POOL_MAX];
+    size_t n = pool_weighted(p, src, pool, POOL_MAX);
+    sort_scored(pool, n);
+    for (size_t i = 0; i < n && o->n < o->max; i++)
+        if (!taken(o, pool[i].item_id))
+            o->items[o->n++] = (codec_rec_item){pool[i].item_id, pool[i].score, pool[i].src};
+}
+
+size_t model_blend(const model_blend_params *p, const model_candidates src[CODEC_SOURCES],
+                   codec_rec_item *out) {
+    out_list o = {out, 0, p->n};
+    switch (p->strategy) {
+    case MODEL_BLEND_INTERLEAVE:
+        interleave(&o, src);
+        break;
+    case MODEL_BLEND_WEIGHTED:
+    case MODEL_BLEND_RERANK:
+        merged(p, &o, src);
+        break;
+    case MODEL_BLEND_ONLINE:
+        take_all(&o, src, CODEC_SOURCE_ONLINE);
+        break;
+    case MODEL_BLEND_OFFLINE:
+        take_all(&o, src, CODEC_SOURCE_OFFLINE);
+        break;
+    case MODEL_BLEND_POPULAR:
+        break;
+    }
+    take_all(&o, src, CODEC_SOURCE_POPULAR);
+    return o.n;
+}
