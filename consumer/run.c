@@ -237,7 +237,7 @@ int run_processor(const run_config *cfg, volatile sig_atomic_t *stop, run_stats 
         log_info("run: consuming %s as group %s; output %s, dead letters %s", cfg->events_topic,
                  cfg->group_id, cfg->output_topic, cfg->dlq_topic);
         loop(c);
-        if (c->fatal) rc = -1, snprintf(errstr, errstr_size, "fatal Kafka client error");
+        if (c->fatal) rc = -1, snprintf(errstr, errstr_size, "stopped on a fatal error (see log)");
     }
     close_all(c);
     log_info("run: stopped after %" PRIu64 " batches, %" PRIu64 " events applied, %" PRIu64

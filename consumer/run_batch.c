@@ -249,7 +249,13 @@ static void roll_back(run_ctx *c, const char *why) {
     log_error("run: batch of %zu events not persisted (%s); re-reading it in %" PRId64 " ms",
               c->n_events, why, c->cfg->retry_backoff_ms);
     c->stats.batch_retries++;
-    run_seek_back(c);
+    if (run_seek_back(c)) {
+        /* Going on would skip the batch; a restart resumes from the store. */
+        log_error("run: cannot seek back to the batch's start; stopping so that a restart "
+                  "resumes from the stored offsets");
+        c->fatal = 1;
+        return;
+    }
     for (int64_t t = 0; t < c->cfg->retry_backoff_ms && !*c->stop; t += 50) {
         producer_out_poll(c->out, 0);
         struct timespec ts = {0, 50 * 1000000L};

@@ -86,11 +86,13 @@ typedef struct run_ctx {
 void run_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                       rd_kafka_topic_partition_list_t *parts, void *opaque);
 int run_is_assigned(const run_ctx *c, int32_t partition);
-/* Seeks every partition of the batch back to its first offset. */
-void run_seek_back(run_ctx *c);
+/* Seeks every partition of the batch back to its first offset. Returns -1
+ * when a seek failed (the batch's events would be skipped). */
+int run_seek_back(run_ctx *c);
 
 /* run_batch.c: processes c->msgs (taking ownership of them). Returns 0 when
- * persisted, 1 when rolled back (to be re-read), -1 on a fatal error. */
+ * persisted, 1 when rolled back (to be re-read; c->fatal is set when even
+ * that failed). */
 int run_batch_process(run_ctx *c, char *errstr, size_t errstr_size);
 /* The delivery-report callback of the output producer (opaque: run_ctx). */
 void run_batch_dr(void *msg_opaque, rd_kafka_resp_err_t err, void *opaque);

@@ -112,7 +112,8 @@ void run_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
-void run_seek_back(run_ctx *c) {
+int run_seek_back(run_ctx *c) {
+    int failed = 0;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)c->n_parts);
     for (size_t i = 0; i < c->n_parts; i++) {
         if (!run_is_assigned(c, c->parts[i].partition)) continue;
@@ -125,10 +126,14 @@ void run_seek_back(run_ctx *c) {
     if (e) {
         log_error("run: seeking back: %s", rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
+        failed = 1;
     }
     for (int i = 0; i < l->cnt; i++)
-        if (l->elems[i].err)
+        if (l->elems[i].err) {
             log_error("run: seeking back [%" PRId32 "]: %s", l->elems[i].partition,
                       rd_kafka_err2str(l->elems[i].err));
+            failed = 1;
+        }
     rd_kafka_topic_partition_list_destroy(l);
+    return failed ? -1 : 0;
 }
