@@ -1,0 +1,93 @@
+/* Two processors in one consumer group (cooperative-sticky): the partitions
+ * are split between them, every event is applied by exactly one of them,
+ * and each store holds offsets only for the partitions it owned. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "state.h"
+#include "test_consumer_fixture.h"
+
+#define PARTS  4
+#define EVENTS 400
+
+static int count_cb(int32_t partition, const char *user_id, size_t len, const state_user *u,
+                    state_dec_result dec, void *opaque) {
+    *(uint64_t *)opaque += u->n_events;
+    return 0;
+}
+
+/* Events in the store's histories; owned[p] = 1 for partitions with an offset. */
+static uint64_t stored(const char *dir, int owned[PARTS], int64_t *offsets) {
+    state_options o;
+    state_options_default(&o);
+    o.read_only = 1;
+    state_store *s = NULL;
+    char err[512];
+    assert_int_equal(state_open(dir, &o, &s, err, sizeof(err)), 0);
+    uint64_t n = 0;
+    assert_int_equal(state_foreach_user(s, -1, count_cb, &n, err, sizeof(err)), 0);
+    for (int p = 0; p < PARTS; p++) {
+        int64_t next = 0;
+        owned[p] = state_get_offset(s, "events", p, &next, err, sizeof(err)) == 1;
+        if (owned[p]) *offsets += next;
+    }
+    state_close(s);
+    return n;
+}
+
+static void test_two_members_split_the_work(void **st) {
+    const char *topics[] = {"events", "recommendations", "events.dlq"};
+    char dir[512], model[600], sd[2][600], err[512];
+    fx_dir(dir, sizeof(dir), "consumer-group");
+    snprintf(model, sizeof(model), "%s/model.bin", dir);
+    fx_model(model, 30, 3, NULL);
+    producer_broker *b = producer_broker_start(PARTS, topics, 3, err, sizeof(err));
+    assert_non_null(b);
+    fx_proc p[2];
+    for (int i = 0; i < 2; i++) {
+        snprintf(sd[i], sizeof(sd[i]), "%s/state%d", dir, i);
+        memset(&p[i], 0, sizeof(p[i]));
+        run_config_default(&p[i].cfg);
+        p[i].cfg.brokers = producer_broker_bootstraps(b);
+        p[i].cfg.state_dir = sd[i];
+        p[i].cfg.model_path = model;
+        p[i].cfg.reload_interval_ms = 0;
+        p[i].cfg.batch_timeout_ms = 50;
+        fx_proc_start(&p[i]);
+    }
+    fx_sleep_ms(8000); /* both members joined and the group settled */
+    producer_out *o = fx_producer(producer_broker_bootstraps(b));
+    for (int i = 0; i < EVENTS; i++) {
+        char user[16];
+        snprintf(user, sizeof(user), "g%d", i % 40);
+        fx_event(o, "events", user, "i2", "LISTEN", 1700000000000LL + i);
+    }
+    assert_int_equal(producer_out_flush(o, 10000), 0);
+    producer_out_destroy(o);
+    int64_t end = util_now_ms() + 20000;
+    while (fx_proc_live(&p[0]).applied + fx_proc_live(&p[1]).applied < EVENTS &&
+           util_now_ms() < end)
+        fx_sleep_ms(50);
+    fx_sleep_ms(300);
+    for (int i = 0; i < 2; i++) assert_int_equal(fx_proc_stop(&p[i]), 0);
+    assert_int_equal(p[0].stats.applied + p[1].stats.applied, EVENTS);
+    assert_true(p[0].stats.applied > 0 && p[1].stats.applied > 0);
+
+    int owned[2][PARTS];
+    int64_t offsets = 0;
+    uint64_t events = stored(sd[0], owned[0], &offsets) + stored(sd[1], owned[1], &offsets);
+    assert_int_equal(events, EVENTS);
+    assert_int_equal(offsets, EVENTS);
+    for (int q = 0; q < PARTS; q++) assert_false(owned[0][q] && owned[1][q]);
+    producer_broker_stop(b);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_two_members_split_the_work),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
