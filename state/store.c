@@ -326,8 +326,10 @@ void state_batch_put_user(state_batch *b, int32_t partition, const char *user_id
                           const state_user *u) {
     char key[STATE_KEY_MAX];
     size_t klen = state_key(key, partition, STATE_SUB_USER, user_id, len);
-    state_user stamped = *u; /* shallow: only last_seen differs */
+    state_user stamped = *u; /* shallow: only last_seen and the list cap differ */
     stamped.last_seen_ms = b->now;
+    if (b->s->o.published_max && stamped.n_published > b->s->o.published_max)
+        stamped.n_published = b->s->o.published_max; /* best first: keeps the top */
     size_t vlen = 0;
     state_user_encode(&stamped, &b->buf, &vlen, &b->cap);
     rocksdb_writebatch_put(b->wb, key, klen, b->buf, vlen);

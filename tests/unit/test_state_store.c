@@ -218,6 +218,34 @@ static void test_corrupt_record_replaced(void **st) {
     state_close(s);
 }
 
+/* The store keeps at most published_max items of a published list, the
+ * best ones (the list is best first). */
+static void test_published_capped(void **st) {
+    state_options o;
+    state_options_default(&o);
+    o.published_max = 2;
+    state_store *s = NULL;
+    char err[256];
+    assert_int_equal(state_open(dir, &o, &s, err, sizeof(err)), 0);
+    state_user *u = state_user_new();
+    state_pub_in pubs[3] = {{"a", 1, STATE_SOURCE_ONLINE, 3.0f},
+                            {"b", 1, STATE_SOURCE_OFFLINE, 2.0f},
+                            {"c", 1, STATE_SOURCE_POPULAR, 1.0f}};
+    state_user_set_published(u, pubs, 3, "A", 77);
+    state_batch *b = state_batch_new(s);
+    state_batch_put_user(b, 0, "cap", 3, u);
+    assert_int_equal(state_batch_commit(b, err, sizeof(err)), 0);
+    state_batch_free(b);
+    state_user_free(u);
+    state_user *r = get1(s, 0, "cap");
+    assert_int_equal(r->n_published, 2);
+    assert_memory_equal(state_user_pub_item(r, &r->published[1]), "b", 1);
+    assert_string_equal(r->variant, "A");
+    assert_int_equal(r->published_ts_ms, 77);
+    state_user_free(r);
+    state_close(s);
+}
+
 static void test_bad_options(void **st) {
     state_options o;
     state_options_default(&o);
@@ -238,6 +266,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_batch_carries_offsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_atomic_across_sigkill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_record_replaced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_published_capped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
