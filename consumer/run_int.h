@@ -39,6 +39,8 @@ typedef struct run_recs {
     codec_rec_item *items;
     state_pub_in *pub;
     size_t cap_exclude, cap_lists;
+    float *conf, *user_vec; /* fold-in for the rerank blend */
+    size_t cap_vec;
     codec_rec_item *prev; /* run_recs_published */
     char *prev_ids;
     size_t cap_prev, cap_prev_ids;

@@ -33,6 +33,8 @@ void run_recs_free(run_recs *r) {
     free(r->pub);
     free(r->prev);
     free(r->prev_ids);
+    free(r->conf);
+    free(r->user_vec);
     codec_buf_free(&r->buf);
     memset(r, 0, sizeof(*r));
 }
@@ -41,6 +43,7 @@ void run_recs_free(run_recs *r) {
 static void reserve(run_recs *r, size_t n, size_t h) {
     if (h > r->cap_exclude) {
         r->exclude = util_realloc(r->exclude, h * sizeof(*r->exclude));
+        r->conf = util_realloc(r->conf, h * sizeof(*r->conf));
         r->cap_exclude = h;
     }
     if (n <= r->cap_lists) return;
@@ -109,6 +112,39 @@ static size_t popular_list(run_recs *r, const run_config *cfg, const model *m, c
     return k;
 }
 
+/* ==== Re-ranking by the folded-in user vector (--blend rerank) ==== */
+
+typedef struct rerank_ctx {
+    const model *m;
+    const float *user_vec;
+} rerank_ctx;
+
+static float rerank_score(const char *item_id, void *opaque) {
+    const rerank_ctx *x = opaque;
+    uint32_t idx = model_item_index(x->m, item_id);
+    return idx == MODEL_NONE ? -1e30f : model_dot(x->m, x->user_vec, idx);
+}
+
+/* Solves the user's ALS vector from their window (confidence 1 + alpha * w,
+ * as training weighs interactions). Returns 0, or -1 when nothing in the
+ * window is known to the model or the system is singular. */
+static int fold_in(run_recs *r, const run_config *cfg, const model *m, const state_user *u) {
+    if (m->factors > r->cap_vec) {
+        r->user_vec = util_realloc(r->user_vec, m->factors * sizeof(float));
+        r->cap_vec = m->factors;
+    }
+    size_t n = 0;
+    for (uint32_t i = 0; i < u->n_events; i++) {
+        const state_event *e = &u->events[i];
+        uint32_t idx = model_ids_find(m->items, state_user_item(u, e), e->item_len);
+        if (idx == MODEL_NONE) continue;
+        float w = e->weight >= 0 ? e->weight : cfg->online.type_weight[e->type];
+        r->exclude[n] = idx;
+        r->conf[n++] = 1.0f + m->alpha * w;
+    }
+    return n ? model_foldin(m, r->exclude, r->conf, n, r->user_vec) : -1;
+}
+
 /* The newest event time of the window: online scores are decayed to it, so
  * a replay of the same events gives the same scores (the ranking does not
  * depend on the reference time at all: every term scales alike). */
@@ -131,7 +167,14 @@ int run_recs_compute(run_recs *r, const run_config *cfg, const model_blend_param
     src[CODEC_SOURCE_OFFLINE] = (model_candidates){r->off_names, r->off_scores, k};
     k = popular_list(r, cfg, v->model, u, n);
     src[CODEC_SOURCE_POPULAR] = (model_candidates){r->pop_names, r->pop_scores, k};
-    size_t n_items = model_blend(bp, src, r->items);
+    model_blend_params p = *bp;
+    rerank_ctx rx = {v->model, r->user_vec};
+    if (p.strategy == MODEL_BLEND_RERANK && fold_in(r, cfg, v->model, u) == 0) {
+        rx.user_vec = r->user_vec;
+        p.rerank = rerank_score;
+        p.rerank_opaque = &rx;
+    }
+    size_t n_items = model_blend(&p, src, r->items);
 
     int64_t now = util_now_ms();
     codec_recs recs = {user_id, r->items,   n_items, v->model_version, v->offline_version,

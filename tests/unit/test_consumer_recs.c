@@ -123,10 +123,50 @@ static void test_history_items_left_out(void **st) {
     state_user_free(u);
 }
 
+/* --blend rerank: candidates ordered by the folded-in user vector. */
+static void test_rerank(void **st) {
+    world *w = *st;
+    state_user *u = state_user_new();
+    const char *items[] = {"i4", "i5", "i6"};
+    for (int i = 0; i < 3; i++)
+        state_user_push_event(u, items[i], 2, CODEC_EVENT_LIKE, 1700000000000LL + i, -1.0f, 50,
+                              NULL);
+    model_blend_params bp = w->cfg.blend;
+    bp.strategy = MODEL_BLEND_RERANK;
+    char err[256], detail[256];
+    assert_int_equal(run_recs_compute(&w->r, &w->cfg, &bp, "rr", &w->v, "bob", u, 1700000000002LL,
+                                      err, sizeof(err)),
+                     0);
+    codec_recs_owned *o;
+    assert_int_equal(codec_decode_recs(w->r.buf.data, w->r.buf.len, &o, detail, sizeof(detail)),
+                     CODEC_OK);
+    const codec_recs *r = codec_recs_view(o);
+    assert_int_equal(r->n_items, 10);
+    /* the scores are the user vector's dot products, best first */
+    float vec[64];
+    uint32_t idx[3];
+    float conf[3];
+    for (int i = 0; i < 3; i++) {
+        idx[i] = model_item_index(w->v.model, items[i]);
+        conf[i] = 1.0f + w->v.model->alpha * w->cfg.online.type_weight[CODEC_EVENT_LIKE];
+    }
+    assert_true(w->v.model->factors <= 64);
+    assert_int_equal(model_foldin(w->v.model, idx, conf, 3, vec), 0);
+    for (size_t i = 0; i < r->n_items; i++) {
+        uint32_t j = model_item_index(w->v.model, r->items[i].item_id);
+        float want = model_dot(w->v.model, vec, j);
+        assert_true(r->items[i].score > want - 1e-3f && r->items[i].score < want + 1e-3f);
+        if (i) assert_true(r->items[i].score <= r->items[i - 1].score + 1e-6f);
+    }
+    codec_recs_free(o);
+    state_user_free(u);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_empty_user_gets_popular),
         cmocka_unit_test(test_history_items_left_out),
+        cmocka_unit_test(test_rerank),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
