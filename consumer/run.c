@@ -232,17 +232,18 @@ int run_processor(const run_config *cfg, volatile sig_atomic_t *stop, run_stats 
     c->stop = stop;
     producer_kconf *own = cfg->kconf ? NULL : producer_kconf_new();
     const producer_kconf *kc = cfg->kconf ? cfg->kconf : own;
-    int rc = open_all(c, kc, errstr, errstr_size);
-    if (rc == 0) {
+    int rc = open_all(c, kc, errstr, errstr_size), started = rc == 0;
+    if (started) {
         log_info("run: consuming %s as group %s; output %s, dead letters %s", cfg->events_topic,
                  cfg->group_id, cfg->output_topic, cfg->dlq_topic);
         loop(c);
         if (c->fatal) rc = -1, snprintf(errstr, errstr_size, "stopped on a fatal error (see log)");
     }
     close_all(c);
-    log_info("run: stopped after %" PRIu64 " batches, %" PRIu64 " events applied, %" PRIu64
-             " invalid, %" PRIu64 " published",
-             c->stats.batches, c->stats.applied, c->stats.invalid, c->stats.published);
+    if (started)
+        log_info("run: stopped after %" PRIu64 " batches, %" PRIu64 " events applied, %" PRIu64
+                 " invalid, %" PRIu64 " published",
+                 c->stats.batches, c->stats.applied, c->stats.invalid, c->stats.published);
     if (stats_out) *stats_out = c->stats;
     free(c);
     producer_kconf_free(own);
