@@ -127,6 +127,29 @@ if ! diff -q "$T/expected.tsv" "$T/actual.tsv" >/dev/null; then
   fail "histories differ from one clean pass (seed $SEED)"
 fi
 users=$(wc -l <"$T/actual.tsv")
+
+# ---- inspect's other views agree with the dump
+u=$(head -1 "$T/actual.tsv" | cut -f1)
+"$RECSTREAM" inspect user "$u" --state-dir "$T/state" --json >"$T/user.json" || fail "inspect user"
+jq -e -s --arg u "$u" --slurpfile one "$T/user.json" \
+  'map(select(.user_id == $u)) | length == 1 and .[0] == $one[0]' \
+  "$T/dump.jsonl" >/dev/null || fail "inspect user --json differs from the dump for $u"
+n=$(jq '.events | length' "$T/user.json")
+"$RECSTREAM" inspect user "$u" --state-dir "$T/state" >"$T/user.txt" || fail "inspect user (text)"
+grep -q "^history: $n events" "$T/user.txt" || fail "inspect user text view"
+rc=0
+"$RECSTREAM" inspect user no-such-user --state-dir "$T/state" 2>/dev/null || rc=$?
+[ "$rc" -eq 1 ] || fail "inspect of a missing user exited $rc, expected 1"
+rc=0
+"$RECSTREAM" inspect nonsense --state-dir "$T/state" 2>/dev/null || rc=$?
+[ "$rc" -eq 2 ] || fail "inspect nonsense exited $rc, expected 2"
+"$RECSTREAM" inspect export --state-dir "$T/state" --partition 0 --out "$T/p0.export" 2>/dev/null ||
+  fail "inspect export"
+[ "$(head -c 8 "$T/p0.export")" = RSSTPART ] || fail "export file has no magic"
+"$RECSTREAM" inspect model "$T/model.bin" >"$T/model.txt" || fail "inspect model"
+grep -q '^items 300$' "$T/model.txt" || fail "inspect model: no 'items 300' line"
+"$RECSTREAM" inspect item i5 --model "$T/model.bin" --top 3 >"$T/item.txt" || fail "inspect item"
+[ "$(grep -c '^ *[0-9]*\. i' "$T/item.txt")" -eq 3 ] || fail "inspect item: expected 3 neighbours"
 echo "ok: $KILLS kills ($mid_stream mid-stream), $EVENTS events, $users users' histories exact" \
   "($(cat "$T/evicting") of them past H=$H)"
 [ -n "${CRASH_KEEP:-}" ] || rm -rf "$T"
