@@ -5,7 +5,8 @@
  * offsets in one write batch, commit. Users start with full windows (steady
  * state), so records are full size; the store is on disk with the default
  * tuning (64 MiB cache, 16 MiB x 3 write buffers, LZ4, WAL on, no sync).
- *   bench_state [--users N] [--batches N] [--batch N] [--dir DIR] [--sync] */
+ *   bench_state [--users N] [--batches N] [--batch N] [--dir DIR] [--sync]
+ *               [--cache-mb N] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@ typedef struct bench_cfg {
     uint32_t users, batches, batch;
     const char *dir;
     int sync;
+    uint32_t cache_mb;
 } bench_cfg;
 
 static void die(const char *what, const char *err) {
@@ -144,8 +146,8 @@ static void run(state_store *s, const bench_cfg *c) {
     qsort(ms, c->batches, sizeof(*ms), cmp_dbl);
     state_stats st;
     state_get_stats(s, &st);
-    printf("users %u, batches %u x %u events, sync %s\n", c->users, c->batches, c->batch,
-           c->sync ? "on" : "off");
+    printf("users %u, batches %u x %u events, sync %s, cache %u MiB\n", c->users, c->batches,
+           c->batch, c->sync ? "on" : "off", c->cache_mb);
     printf("events/s %.0f  (batch ms: p50 %.2f  p99 %.2f  max %.2f; rocksdb_write avg %.2f "
            "ms, multi-get avg %.2f ms)\n",
            (double)c->batches * c->batch / (total / 1000), ms[c->batches / 2],
@@ -163,7 +165,7 @@ static void run(state_store *s, const bench_cfg *c) {
 }
 
 int main(int argc, char **argv) {
-    bench_cfg c = {100000, 400, 500, "/tmp/bench_state", 0};
+    bench_cfg c = {100000, 400, 500, "/tmp/bench_state", 0, 64};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--users") && i + 1 < argc)
             c.users = (uint32_t)atoi(argv[++i]);
@@ -175,9 +177,11 @@ int main(int argc, char **argv) {
             c.dir = argv[++i];
         else if (!strcmp(argv[i], "--sync"))
             c.sync = 1;
+        else if (!strcmp(argv[i], "--cache-mb") && i + 1 < argc)
+            c.cache_mb = (uint32_t)atoi(argv[++i]);
         else {
             fprintf(stderr, "usage: bench_state [--users N] [--batches N] [--batch N] "
-                            "[--dir DIR] [--sync]\n");
+                            "[--dir DIR] [--sync] [--cache-mb N]\n");
             return 2;
         }
     }
@@ -188,6 +192,7 @@ int main(int argc, char **argv) {
     state_options o;
     state_options_default(&o);
     o.sync_writes = c.sync;
+    o.block_cache_mb = c.cache_mb;
     state_store *s;
     char err[256];
     if (state_open(c.dir, &o, &s, err, sizeof(err))) die("open", err);

@@ -23,6 +23,7 @@
 
 struct state_store {
     rocksdb_t *db;
+    rocksdb_column_family_handle_t *cf; /* "default": for batched multi-get */
     rocksdb_options_t *opts;
     rocksdb_block_based_table_options_t *topts;
     rocksdb_cache_t *cache;
