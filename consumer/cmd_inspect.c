@@ -111,50 +111,63 @@ static state_store *open_ro(const inspect_args *a) {
     return s;
 }
 
-typedef struct user_find {
-    const char *id;
-    size_t len;
-    int json, found;
-} user_find;
-
-static int find_cb(int32_t partition, const char *id, size_t len, const state_user *u,
-                   state_dec_result dec, void *opaque) {
-    user_find *f = opaque;
-    if (len != f->len || memcmp(id, f->id, len) != 0) return 0;
-    f->found++;
-    if (f->json)
-        print_json_line(user_json(partition, id, len, u, dec));
-    else
-        print_user_text(partition, id, len, u, dec);
-    return 0;
+/* Looks the user up under each partition (one multi-get): the given one,
+ * or every partition the store holds (a user changes partition only when
+ * the topic is repartitioned, so usually one answers). */
+static int lookup_user(state_store *s, const inspect_args *a, const char *id, int *found, char *err,
+                       size_t errsz) {
+    int32_t *parts = NULL;
+    size_t n = 0;
+    if (a->partition >= 0) {
+        parts = util_malloc(sizeof(*parts));
+        parts[n++] = (int32_t)a->partition;
+    } else if (state_partition_list(s, &parts, &n, err, errsz)) {
+        return -1;
+    }
+    const char **ids = util_malloc((n + 1) * sizeof(*ids));
+    size_t *lens = util_malloc((n + 1) * sizeof(*lens));
+    state_user **u = util_calloc(n + 1, sizeof(*u));
+    for (size_t i = 0; i < n; i++) ids[i] = id, lens[i] = strlen(id);
+    state_stats before, after;
+    state_get_stats(s, &before);
+    int rc = n ? state_multi_get(s, parts, ids, lens, n, u, err, errsz) : 0;
+    state_get_stats(s, &after);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (!u[i]->n_events && !u[i]->n_published && !u[i]->last_seen_ms) continue;
+        (*found)++;
+        if (a->json)
+            print_json_line(user_json(parts[i], id, lens[i], u[i], STATE_DEC_OK));
+        else
+            print_user_text(parts[i], id, lens[i], u[i], STATE_DEC_OK);
+    }
+    if (rc == 0 && after.decode_failed + after.unknown_version >
+                       before.decode_failed + before.unknown_version) {
+        snprintf(err, errsz,
+                 "the record of user %s is unreadable (corrupt or newer format); "
+                 "`inspect dump` shows where",
+                 id);
+        rc = -1;
+    }
+    for (size_t i = 0; i < n; i++) state_user_free(u[i]);
+    free(u);
+    free(ids);
+    free(lens);
+    free(parts);
+    return rc;
 }
 
-/* With --partition, one lookup; without, every partition is searched (a
- * user moves partition only if the topic is repartitioned). */
 static int inspect_user(const inspect_args *a, const char *id) {
     state_store *s = open_ro(a);
     if (!s) return 1;
-    user_find f = {id, strlen(id), a->json, 0};
     char err[512];
-    int rc = 0;
-    if (a->partition >= 0) {
-        int32_t p = (int32_t)a->partition;
-        size_t len = f.len;
-        state_user *u[1];
-        rc = state_multi_get(s, &p, &id, &len, 1, u, err, sizeof(err));
-        if (rc == 0) {
-            if (u[0]->n_events || u[0]->n_published) find_cb(p, id, len, u[0], STATE_DEC_OK, &f);
-            state_user_free(u[0]);
-        }
-    } else {
-        rc = state_foreach_user(s, -1, find_cb, &f, err, sizeof(err));
-    }
+    int found = 0;
+    int rc = lookup_user(s, a, id, &found, err, sizeof(err));
     state_close(s);
     if (rc) {
         fprintf(stderr, "recstream inspect: %s\n", err);
         return 1;
     }
-    if (!f.found) {
+    if (!found) {
         fprintf(stderr, "recstream inspect: user %s not found\n", id);
         return 1;
     }
@@ -354,7 +367,7 @@ int cmd_inspect(int argc, char **argv) {
         .command = "recstream inspect",
         .usage = "user ID | partitions | dump | export | model FILE | item ID [OPTIONS]",
         .about = "Shows what the processor knows. user ID: a user's history and last published "
-                 "list (all partitions searched unless --partition). partitions: per input "
+                 "list (looked up in every partition unless --partition). partitions: per input "
                  "partition, users stored and next offsets. dump: every user as JSON lines. "
                  "export: one partition's state to a file (restored with the state API's "
                  "import). model FILE: a model's summary. item ID --model FILE: an item's "
