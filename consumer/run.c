@@ -40,6 +40,10 @@ static int consumer_conf(run_ctx *c, const producer_kconf *kc, rd_kafka_conf_t *
     if (!rc) rc = conf_set(conf, "auto.offset.reset", cfg->offset_reset, errstr, errsz);
     if (!rc) rc = conf_set(conf, "enable.partition.eof", "false", errstr, errsz);
     /* librdkafka's statistics carry each partition's high watermark: lag. */
+    /* The embedded broker holds an empty fetch for the whole wait (real
+     * brokers answer as soon as data arrives): keep it short for latency. */
+    if (!rc && !producer_kconf_get(kc, "fetch.wait.max.ms"))
+        rc = conf_set(conf, "fetch.wait.max.ms", "100", errstr, errsz);
     if (!rc && !producer_kconf_get(kc, "statistics.interval.ms"))
         rc = conf_set(conf, "statistics.interval.ms", "5000", errstr, errsz);
     if (rc) return -1;
@@ -172,13 +176,19 @@ static void consumer_error(run_ctx *c, const rd_kafka_message_t *m) {
 }
 
 /* Fills c->msgs with up to batch_size messages of assigned events-topic
- * partitions, waiting at most batch_timeout_ms. */
+ * partitions: waits at most batch_timeout_ms for the first, then takes what
+ * is already queued. */
 static void gather(run_ctx *c) {
     int64_t deadline = util_mono_ns() / 1000000 + c->cfg->batch_timeout_ms;
     while (c->n_msgs < (size_t)c->cfg->batch_size && !*c->stop && !c->fatal) {
         int64_t left = deadline - util_mono_ns() / 1000000;
         if (left <= 0) break;
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, left > 100 ? 100 : (int)left);
+        /* Once the batch has a message, take only what is already queued:
+         * under load the queue is never empty and batches fill up; when the
+         * stream is quiet an event is not held back for the timeout. */
+        int wait = c->n_msgs ? 0 : left > 100 ? 100 : (int)left;
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, wait);
+        if (!m && c->n_msgs) break;
         if (!m) continue;
         if (m->err) {
             consumer_error(c, m);
