@@ -188,6 +188,27 @@ static void put_f32(wbuf *w, float f) {
     put_bytes(w, le, 4);
 }
 
+static size_t varint_size(uint64_t v) {
+    size_t n = 1;
+    while (v >= 0x80) v >>= 7, n++;
+    return n;
+}
+
+static uint64_t zigzag(int64_t v) {
+    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+}
+
+/* The exact length encode_published writes, so the tagged field's length
+ * prefix goes first without a scratch buffer. */
+static size_t published_size(const state_user *u) {
+    size_t vlen = strnlen(u->variant, sizeof(u->variant) - 1);
+    size_t n = varint_size(zigzag(u->published_ts_ms)) + varint_size(vlen) + vlen +
+               varint_size(u->n_published);
+    for (uint32_t i = 0; i < u->n_published; i++)
+        n += varint_size(u->published[i].item_len) + u->published[i].item_len + 1 + 4;
+    return n;
+}
+
 static void encode_published(const state_user *u, wbuf *w) {
     put_zigzag(w, u->published_ts_ms);
     size_t vlen = strnlen(u->variant, sizeof(u->variant) - 1);
@@ -220,15 +241,9 @@ void state_user_encode(const state_user *u, char **buf, size_t *len, size_t *cap
         if (e->weight >= 0) put_f32(&w, e->weight);
     }
     if (u->n_published || u->published_ts_ms || u->variant[0]) {
-        /* Tagged: encode the field into a scratch buffer for its length. */
-        char *sb = NULL;
-        size_t sl = 0, sc = 0;
-        wbuf sw = {&sb, &sl, &sc};
-        encode_published(u, &sw);
         put_varint(&w, TAG_PUBLISHED);
-        put_varint(&w, sl);
-        put_bytes(&w, sb, sl);
-        free(sb);
+        put_varint(&w, published_size(u));
+        encode_published(u, &w);
     }
 }
 
