@@ -1,10 +1,418 @@
-/* `recstream bench`: not written yet; its issue owns this file. */
+/* `recstream bench`: the end-to-end benchmark of issue 9. On the embedded
+ * broker (or --brokers) it pre-produces a synthetic stream, trains a model on
+ * it (or takes --model), runs the real processor (run_processor, state on
+ * disk) over the stream, and in the same run measures the transport bound
+ * (consume one, produce one, nothing else) so the ratio is meaningful on a
+ * noisy machine. Then a fixed-rate run gives event-to-publish latency.
+ * Reports throughput, ratio, latency quantiles, peak RSS, RocksDB bytes
+ * written per event (the process's block-layer writes during the run, which
+ * only RocksDB makes then) and the loop's time split, as text or --json. */
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
+#include "bench_int.h"
 #include "commands.h"
 
+typedef struct tput_result {
+    double events_per_s, wall_s, cpu_s, join_s;
+    uint64_t applied, write_bytes, state_dir_bytes;
+    run_stats st;
+} tput_result;
+
+typedef struct bench_report {
+    double produce_s, train_s, bound_eps;
+    tput_result tp;
+    bench_latency lat;
+    int lat_done;
+    long max_rss_kb;
+    char model[512];
+} bench_report;
+
+/* ==== Throughput phase ==== */
+
+typedef struct tput_run {
+    run_config cfg;
+    uint64_t target;
+    volatile sig_atomic_t stop;
+    int64_t t_first, t_last, t_start;
+    uint64_t applied_first, applied_last;
+    int rc;
+    run_stats st;
+    char err[512];
+} tput_run;
+
+static void tput_batch(const run_stats *st, void *opaque) {
+    tput_run *t = opaque;
+    uint64_t done = st->applied + st->invalid;
+    t->t_last = util_mono_ns(), t->applied_last = done;
+    if (!t->t_first) t->t_first = t->t_last, t->applied_first = done;
+    if (done >= t->target) t->stop = 1;
+}
+
+static void *tput_thread(void *arg) {
+    tput_run *t = arg;
+    t->rc = run_processor(&t->cfg, &t->stop, &t->st, t->err, sizeof(t->err));
+    return NULL;
+}
+
+/* Bytes this process has caused to be written to storage so far. */
+static uint64_t proc_write_bytes(void) {
+    FILE *f = fopen("/proc/self/io", "r");
+    char line[128];
+    unsigned long long v = 0;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "write_bytes: %llu", &v) == 1) break;
+    if (f) fclose(f);
+    return v;
+}
+
+static double cpu_seconds(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+           ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
+}
+
+static uint64_t dir_bytes(const char *dir) {
+    char cmd[1200], out[64] = "";
+    snprintf(cmd, sizeof(cmd), "du -sb '%s' 2>/dev/null", dir);
+    FILE *p = popen(cmd, "r");
+    if (p && !fgets(out, sizeof(out), p)) out[0] = 0;
+    if (p) pclose(p);
+    return strtoull(out, NULL, 10);
+}
+
+static int run_throughput(const bench_opts *o, const run_config *base, tput_result *r, char *errstr,
+                          size_t errsz) {
+    tput_run *t = util_calloc(1, sizeof(*t));
+    char group[96], dir[1100];
+    snprintf(group, sizeof(group), "bench-tput-%s", o->suffix);
+    snprintf(dir, sizeof(dir), "%s/state-throughput", o->work_dir);
+    t->cfg = *base;
+    t->cfg.group_id = group;
+    t->cfg.state_dir = dir;
+    t->cfg.on_batch = tput_batch;
+    t->cfg.on_batch_opaque = t;
+    t->target = (uint64_t)o->events;
+    uint64_t wb0 = proc_write_bytes();
+    double cpu0 = cpu_seconds();
+    int64_t t0 = util_mono_ns(), limit = t0 + (int64_t)900 * 1000000000;
+    pthread_t th;
+    pthread_create(&th, NULL, tput_thread, t);
+    while (!t->stop && util_mono_ns() < limit) usleep(20000);
+    t->stop = 1;
+    pthread_join(th, NULL);
+    r->wall_s = (double)(util_mono_ns() - t0) / 1e9;
+    r->cpu_s = cpu_seconds() - cpu0;
+    r->write_bytes = proc_write_bytes() - wb0;
+    r->state_dir_bytes = dir_bytes(dir);
+    r->st = t->st;
+    r->applied = t->st.applied + t->st.invalid;
+    r->join_s = t->t_first ? (double)(t->t_first - t0) / 1e9 : 0;
+    if (t->t_last > t->t_first)
+        r->events_per_s =
+            (double)(t->applied_last - t->applied_first) / ((double)(t->t_last - t->t_first) / 1e9);
+    int rc = 0;
+    if (t->rc)
+        rc = -1, snprintf(errstr, errsz, "processor: %s", t->err);
+    else if (r->applied < t->target)
+        rc = -1, snprintf(errstr, errsz, "processor applied %" PRIu64 " of %" PRIu64 " events",
+                          r->applied, t->target);
+    free(t);
+    return rc;
+}
+
+/* ==== Model ==== */
+
+static void train_progress(uint32_t it, double loss, double secs, void *opaque) {
+    (void)opaque;
+    log_info("bench: ALS iteration %u: loss %.4g, %.2f s", it, loss, secs);
+}
+
+static int train_model(const bench_opts *o, const model_dataset *ds, uint32_t k, char *path,
+                       size_t path_size, double *secs, char *errstr, size_t errsz) {
+    model_als_params p;
+    model_als_params_default(&p);
+    p.factors = (uint32_t)o->factors;
+    p.iterations = (uint32_t)o->iterations;
+    model_als als = {0};
+    model *m = NULL;
+    int64_t t0 = util_mono_ns();
+    snprintf(path, path_size, "%s/model.bin", o->work_dir);
+    int rc = model_als_train(ds, &p, train_progress, NULL, &als, errstr, errsz);
+    if (!rc) rc = model_build(ds, &als, &p, k, 100, 0, &m, errstr, errsz);
+    if (!rc) rc = model_save(m, path, errstr, errsz);
+    *secs = (double)(util_mono_ns() - t0) / 1e9;
+    model_free(m);
+    model_als_free(&als);
+    return rc;
+}
+
+/* ==== Report ==== */
+
+static double share(uint64_t ns, const run_stats *s) {
+    double all = (double)(s->ns_decode + s->ns_state + s->ns_scoring + s->ns_produce + s->ns_wait);
+    return all > 0 ? (double)ns / all : 0;
+}
+
+static double per_event_us(uint64_t ns, uint64_t n) {
+    return n ? (double)ns / 1e3 / (double)n : 0;
+}
+
+static json_t *report_json(const bench_opts *o, const bench_report *r, int batch_size) {
+    const run_stats *s = &r->tp.st;
+    uint64_t n = r->tp.applied;
+    json_t *split = json_pack(
+        "{s:{s:f,s:f},s:{s:f,s:f},s:{s:f,s:f},s:{s:f,s:f},s:{s:f,s:f}}", "decode", "us_per_event",
+        per_event_us(s->ns_decode, n), "share", share(s->ns_decode, s), "state", "us_per_event",
+        per_event_us(s->ns_state, n), "share", share(s->ns_state, s), "scoring", "us_per_event",
+        per_event_us(s->ns_scoring, n), "share", share(s->ns_scoring, s), "produce", "us_per_event",
+        per_event_us(s->ns_produce, n), "share", share(s->ns_produce, s), "wait_acks",
+        "us_per_event", per_event_us(s->ns_wait, n), "share", share(s->ns_wait, s));
+    json_t *j = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:f,s:f}", "events", (json_int_t)o->events,
+                          "users", (json_int_t)o->users, "items", (json_int_t)o->items,
+                          "partitions", (json_int_t)o->partitions, "factors",
+                          (json_int_t)o->factors, "batch_size", (json_int_t)batch_size, "model",
+                          r->model, "produce_s", r->produce_s, "train_s", r->train_s);
+    json_object_set_new(j, "throughput_events_per_s", json_real(r->tp.events_per_s));
+    json_object_set_new(j, "transport_bound_events_per_s", json_real(r->bound_eps));
+    json_object_set_new(j, "ratio",
+                        json_real(r->bound_eps > 0 ? r->tp.events_per_s / r->bound_eps : 0));
+    json_object_set_new(j, "processor_wall_s", json_real(r->tp.wall_s));
+    json_object_set_new(j, "processor_join_s", json_real(r->tp.join_s));
+    json_object_set_new(j, "process_cpu_s", json_real(r->tp.cpu_s));
+    json_object_set_new(j, "applied", json_integer((json_int_t)n));
+    json_object_set_new(j, "published", json_integer((json_int_t)s->published));
+    json_object_set_new(j, "batches", json_integer((json_int_t)s->batches));
+    json_object_set_new(j, "rocksdb_write_bytes_per_event",
+                        json_real(n ? (double)r->tp.write_bytes / (double)n : 0));
+    json_object_set_new(j, "state_dir_bytes", json_integer((json_int_t)r->tp.state_dir_bytes));
+    json_object_set_new(j, "peak_rss_mb", json_real((double)r->max_rss_kb / 1024.0));
+    json_object_set_new(j, "time_split", split);
+    if (r->lat_done)
+        json_object_set_new(j, "latency",
+                            json_pack("{s:I,s:f,s:I,s:f,s:f,s:f,s:f}", "offered_rate",
+                                      (json_int_t)o->rate, "achieved_rate", r->lat.achieved_rate,
+                                      "samples", (json_int_t)r->lat.samples, "p50_ms",
+                                      r->lat.p50_ms, "p95_ms", r->lat.p95_ms, "p99_ms",
+                                      r->lat.p99_ms, "max_ms", r->lat.max_ms));
+    return j;
+}
+
+static void report_text(const bench_opts *o, const bench_report *r, int batch_size) {
+    const run_stats *s = &r->tp.st;
+    uint64_t n = r->tp.applied;
+    printf("stream      %" PRId64 " events, %" PRId64 " users, %" PRId64 " items, %" PRId64
+           " partitions (produced in %.1f s)\n",
+           o->events, o->users, o->items, o->partitions, r->produce_s);
+    printf("model       %s (%.1f s)\n", r->model, r->train_s);
+    printf("throughput  %.0f events/s (processor, batch %d, state on disk; %.1f s wall incl. %.1f "
+           "s group join)\n",
+           r->tp.events_per_s, batch_size, r->tp.wall_s, r->tp.join_s);
+    printf("bound       %.0f events/s (consume + produce one record, same broker)\n", r->bound_eps);
+    printf("ratio       %.2f of the transport bound\n",
+           r->bound_eps > 0 ? r->tp.events_per_s / r->bound_eps : 0);
+    if (r->lat_done)
+        printf("latency     p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms at %.0f events/s "
+               "offered (%" PRIu64 " samples)\n",
+               r->lat.p50_ms, r->lat.p95_ms, r->lat.p99_ms, r->lat.max_ms, r->lat.achieved_rate,
+               r->lat.samples);
+    printf("peak RSS    %.0f MB (whole process: embedded broker, model, RocksDB)\n",
+           (double)r->max_rss_kb / 1024.0);
+    printf("rocksdb     %.0f bytes written per event; state dir %.1f MB\n",
+           n ? (double)r->tp.write_bytes / (double)n : 0, (double)r->tp.state_dir_bytes / 1e6);
+    printf("cpu         %.1f s process CPU over %.1f s wall\n", r->tp.cpu_s, r->tp.wall_s);
+    printf("split       decode %.1f us (%.0f%%), state %.1f us (%.0f%%), scoring %.1f us "
+           "(%.0f%%), produce %.1f us (%.0f%%), waiting for acks %.1f us (%.0f%%) per event\n",
+           per_event_us(s->ns_decode, n), 100 * share(s->ns_decode, s),
+           per_event_us(s->ns_state, n), 100 * share(s->ns_state, s),
+           per_event_us(s->ns_scoring, n), 100 * share(s->ns_scoring, s),
+           per_event_us(s->ns_produce, n), 100 * share(s->ns_produce, s),
+           per_event_us(s->ns_wait, n), 100 * share(s->ns_wait, s));
+}
+
+/* ==== The command ==== */
+
+static const char about[] =
+    "Benchmarks the real processor end to end. Pre-produces a synthetic stream (by default 1M\n"
+    "events over 100k users and 20k items, 32 partitions) to the embedded broker (or\n"
+    "--brokers), trains a model on it (64 factors, K = 50; or --model FILE), runs the processor\n"
+    "over it with state on disk, and measures in the same run the transport bound (consume each\n"
+    "event, produce one small record, nothing else) and the ratio. Then it offers events at\n"
+    "--rate while the processor runs and reports event-to-publish latency (output arrival\n"
+    "minus produce time). Also: peak RSS, RocksDB bytes written per event, and where the\n"
+    "loop's time goes. The processor flags of `recstream run` apply.\n"
+    "Example: recstream bench --json > bench.json";
+
+typedef struct bench_cli {
+    run_cli rc;
+    bench_opts o;
+} bench_cli;
+
+static size_t bench_opts_table(bench_cli *b, util_opt *opts, size_t cap) {
+    size_t n = run_cli_opts(&b->rc, opts, cap);
+    bench_opts *o = &b->o;
+    const util_opt mine[] = {
+        {"events", 0, UTIL_OPT_INT, &o->events, 1, 100000000, 0, 0, NULL, "N",
+         "events pre-produced for the throughput run (default 1000000)"},
+        {"users", 0, UTIL_OPT_INT, &o->users, 1, 100000000, 0, 0, NULL, "N",
+         "synthetic users (default 100000)"},
+        {"items", 0, UTIL_OPT_INT, &o->items, 2, 10000000, 0, 0, NULL, "N",
+         "synthetic items (default 20000)"},
+        {"partitions", 0, UTIL_OPT_INT, &o->partitions, 1, 1024, 0, 0, NULL, "N",
+         "partitions of the bench topics (default 32)"},
+        {"rate", 0, UTIL_OPT_INT, &o->rate, 0, 10000000, 0, 0, NULL, "N",
+         "offered events/s of the latency run (default 20000; 0 = skip it)"},
+        {"latency-seconds", 0, UTIL_OPT_INT, &o->latency_s, 1, 3600, 0, 0, NULL, "N",
+         "length of the latency run (default 10)"},
+        {"factors", 0, UTIL_OPT_INT, &o->factors, 1, 1024, 0, 0, NULL, "N",
+         "ALS factors of the trained model (default 64)"},
+        {"iterations", 0, UTIL_OPT_INT, &o->iterations, 1, 100, 0, 0, NULL, "N",
+         "ALS iterations of the trained model (default 2)"},
+        {"work-dir", 0, UTIL_OPT_STRING, &o->work_dir, 0, 0, 0, 0, NULL, "DIR",
+         "where the model and state go (default: a new directory under $TMPDIR, removed after)"},
+        {"quick", 0, UTIL_OPT_FLAG, &o->quick, 0, 0, 0, 0, NULL, NULL,
+         "tiny sizes for a smoke test (20k events, 2k users, 500 items, 4 partitions, 2 s)"},
+        {"json", 0, UTIL_OPT_FLAG, &o->json, 0, 0, 0, 0, NULL, NULL, "one JSON object on stdout"},
+    };
+    for (size_t i = 0; i < sizeof(mine) / sizeof(*mine) && n < cap; i++) opts[n++] = mine[i];
+    return n;
+}
+
+static void bench_defaults(bench_cli *b) {
+    run_cli_init(&b->rc);
+    b->o = (bench_opts){.events = -1,
+                        .users = -1,
+                        .items = -1,
+                        .partitions = -1,
+                        .rate = 20000,
+                        .factors = 64,
+                        .iterations = 2,
+                        .latency_s = -1};
+}
+
+/* --quick shrinks whatever was not given explicitly. */
+static void bench_sizes(bench_opts *o) {
+#define PICK(f, small, full)                                                                       \
+    if (o->f < 0) o->f = o->quick ? (small) : (full)
+    PICK(events, 20000, 1000000);
+    PICK(users, 2000, 100000);
+    PICK(items, 500, 20000);
+    PICK(partitions, 4, 32);
+    PICK(latency_s, 2, 10);
+#undef PICK
+    if (o->quick && o->rate == 20000) o->rate = 2000;
+    snprintf(o->suffix, sizeof(o->suffix), "%ld-%lld", (long)getpid(), (long long)util_now_ms());
+}
+
+/* Every phase in order; r is filled as far as it got. */
+static int bench_phases(bench_cli *b, producer_broker *broker, bench_report *r, char *err,
+                        size_t errsz) {
+    bench_opts *o = &b->o;
+    run_config cfg = b->rc.cfg;
+    char tin[96], tout[96], tbound[96], tlin[96], tlout[96], tdlq[96], model_path[1100];
+    snprintf(tin, sizeof(tin), "bench-events-%s", o->suffix);
+    snprintf(tout, sizeof(tout), "bench-recs-%s", o->suffix);
+    snprintf(tbound, sizeof(tbound), "bench-bound-%s", o->suffix);
+    snprintf(tlin, sizeof(tlin), "bench-lat-events-%s", o->suffix);
+    snprintf(tlout, sizeof(tlout), "bench-lat-recs-%s", o->suffix);
+    snprintf(tdlq, sizeof(tdlq), "bench-dlq-%s", o->suffix);
+    const char *topics[] = {tin, tout, tbound, tlin, tlout, tdlq};
+    if (bench_create_topics(broker, cfg.brokers, cfg.kconf, topics, 6, (int)o->partitions, err,
+                            errsz))
+        return -1;
+    model_dataset *ds = cfg.model_path ? NULL : model_dataset_new();
+    log_info("bench: producing %" PRId64 " events to %s", o->events, tin);
+    int rc = bench_produce_stream(o, cfg.brokers, cfg.kconf, tin, ds, &r->produce_s, err, errsz);
+    if (!rc && ds) {
+        rc = train_model(o, ds, (uint32_t)b->rc.neighbours, model_path, sizeof(model_path),
+                         &r->train_s, err, errsz);
+        cfg.model_path = model_path;
+    }
+    model_dataset_free(ds);
+    if (rc) return -1;
+    snprintf(r->model, sizeof(r->model), "%s", cfg.model_path);
+    cfg.events_topic = tin, cfg.output_topic = tout, cfg.dlq_topic = tdlq;
+    cfg.reload_interval_ms = 0;
+    cfg.offset_reset = "earliest";
+    log_info("bench: transport bound over %s", tin);
+    if (bench_transport_bound(o, cfg.brokers, cfg.kconf, tin, tbound, &r->bound_eps, err, errsz))
+        return -1;
+    log_info("bench: processor over %s", tin);
+    if (run_throughput(o, &cfg, &r->tp, err, errsz)) return -1;
+    if (o->rate <= 0) return 0;
+    char group[96], dir[1100];
+    snprintf(group, sizeof(group), "bench-lat-%s", o->suffix);
+    snprintf(dir, sizeof(dir), "%s/state-latency", o->work_dir);
+    cfg.group_id = group, cfg.state_dir = dir;
+    cfg.events_topic = tlin, cfg.output_topic = tlout;
+    log_info("bench: latency at %" PRId64 " events/s for %" PRId64 " s", o->rate, o->latency_s);
+    if (bench_run_latency(o, &cfg, &r->lat, err, errsz)) return -1;
+    r->lat_done = 1;
+    return 0;
+}
+
+static int bench_main(bench_cli *b) {
+    bench_opts *o = &b->o;
+    bench_sizes(o);
+    char tmp[1024] = "";
+    if (!o->work_dir) {
+        const char *t = getenv("TMPDIR");
+        snprintf(tmp, sizeof(tmp), "%s/recstream-bench-XXXXXX", t && *t ? t : "/tmp");
+        if (!mkdtemp(tmp)) return log_error("bench: cannot make a work directory in %s", tmp), 1;
+        o->work_dir = tmp;
+    }
+    producer_broker *broker = NULL;
+    char err[1024] = "";
+    if (!b->rc.cfg.brokers) {
+        broker = producer_broker_start((int)o->partitions, NULL, 0, err, sizeof(err));
+        if (!broker) return log_error("bench: embedded broker: %s", err), 1;
+        b->rc.cfg.brokers = producer_broker_bootstraps(broker);
+    }
+    bench_report *r = util_calloc(1, sizeof(*r));
+    int rc = bench_phases(b, broker, r, err, sizeof(err));
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    r->max_rss_kb = ru.ru_maxrss;
+    if (rc) {
+        log_error("bench: %s", err);
+    } else if (o->json) {
+        json_t *j = report_json(o, r, b->rc.cfg.batch_size);
+        json_dumpf(j, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+        printf("\n");
+        json_decref(j);
+    } else {
+        report_text(o, r, b->rc.cfg.batch_size);
+    }
+    free(r);
+    producer_broker_stop(broker);
+    if (tmp[0]) {
+        char cmd[1100];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
+        if (system(cmd)) log_warn("bench: could not remove %s", tmp);
+    }
+    return rc ? 1 : 0;
+}
+
 int cmd_bench(int argc, char **argv) {
-    (void)argc;
-    fprintf(stderr, "recstream: %s is not implemented yet\n", argv[0]);
-    return 1;
+    static bench_cli b; /* the config points into it */
+    bench_defaults(&b);
+    util_opt opts[RUN_CLI_MAX_OPTS + 16];
+    size_t n = bench_opts_table(&b, opts, sizeof(opts) / sizeof(*opts));
+    const util_cli cli = {"recstream bench",       "[OPTIONS]", about, opts, n,
+                          producer_kconf_file_key, b.rc.kconf};
+    int n_pos = 0, code = util_cli_parse(&cli, argc, argv, &n_pos);
+    if (code == 0 && n_pos) code = (util_cli_error(&cli, "unexpected argument '%s'", argv[1]), -1);
+    if (code == 0 && producer_kconf_show(b.rc.kconf, stdout)) code = 1;
+    if (code == 0 && run_cli_finish(&b.rc, &cli)) code = -1;
+    int exit_code = code > 0 ? 0 : code < 0 ? 2 : bench_main(&b);
+    run_cli_free(&b.rc);
+    util_cli_free();
+    return exit_code;
 }

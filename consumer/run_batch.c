@@ -147,6 +147,7 @@ static void observe_latency(run_ctx *c, const batch_user *bu) {
 static void apply_user(run_ctx *c, const reload_view *v, const batch_user *bu, state_user *u,
                        batch_counts *bc) {
     const codec_event *last = NULL;
+    int64_t t_state = util_mono_ns();
     size_t variant = ab_assign(c->ab, bu->ev[0]->ev.user_id, bu->ev[0]->ev.user_len);
     const ab_variant *av = &c->ab->variants[variant];
     for (size_t j = 0; j < bu->n; j++) {
@@ -160,14 +161,20 @@ static void apply_user(run_ctx *c, const reload_view *v, const batch_user *bu, s
         last = e;
     }
     char err[256];
+    int64_t t_score = util_mono_ns();
+    c->stats.ns_state += (uint64_t)(t_score - t_state);
     if (run_recs_compute(&c->recs, c->cfg, &av->blend, av->name, v, last->user_id, u, last->ts_ms,
                          err, sizeof(err))) {
         log_error("run: user %s: encoding the recommendations: %s", last->user_id, err);
         return;
     }
-    if (producer_out_send(c->out, c->cfg->output_topic, last->user_id, last->user_len,
-                          c->recs.buf.data, c->recs.buf.len, NULL, 0,
-                          (void *)(uintptr_t)(DR_RECS + variant), err, sizeof(err))) {
+    int64_t t_send = util_mono_ns();
+    c->stats.ns_scoring += (uint64_t)(t_send - t_score);
+    int sent = producer_out_send(c->out, c->cfg->output_topic, last->user_id, last->user_len,
+                                 c->recs.buf.data, c->recs.buf.len, NULL, 0,
+                                 (void *)(uintptr_t)(DR_RECS + variant), err, sizeof(err));
+    c->stats.ns_produce += (uint64_t)(util_mono_ns() - t_send);
+    if (sent) {
         log_error("run: output topic %s: %s", c->cfg->output_topic, err);
         c->batch_failed++;
         return;
@@ -187,7 +194,9 @@ static int apply_all(run_ctx *c, const reload_view *v, batch_user *users, size_t
         ids[i] = users[i].ev[0]->ev.user_id;
         lens[i] = users[i].ev[0]->ev.user_len;
     }
+    int64_t t0 = util_mono_ns();
     int rc = n ? state_multi_get(c->store, parts, ids, lens, n, recs, errstr, errsz) : 0;
+    c->stats.ns_state += (uint64_t)(util_mono_ns() - t0);
     for (size_t i = 0; rc == 0 && i < n; i++) apply_user(c, v, &users[i], recs[i], bc);
     free(parts);
     free(ids);
@@ -198,19 +207,25 @@ static int apply_all(run_ctx *c, const reload_view *v, batch_user *users, size_t
 /* Serves delivery reports until the batch's records are all acknowledged
  * or failed. Returns 0, or -1 when a stop request ran out of patience. */
 static int wait_deliveries(run_ctx *c) {
-    int64_t give_up = 0;
+    int64_t give_up = 0, t0 = util_mono_ns();
+    int rc = 0;
     while (producer_out_flush(c->out, 100) > 0) {
         if (!*c->stop) continue;
         int64_t now = util_now_ms();
         if (!give_up) give_up = now + STOP_GRACE_MS;
-        if (now > give_up) return -1;
+        if (now > give_up) {
+            rc = -1;
+            break;
+        }
     }
-    return 0;
+    c->stats.ns_wait += (uint64_t)(util_mono_ns() - t0);
+    return rc;
 }
 
 /* One write batch: every touched user and every partition's next offset. */
 static int persist(run_ctx *c, batch_user *users, state_user **recs, size_t n, char *errstr,
                    size_t errsz) {
+    int64_t t0 = util_mono_ns();
     state_batch *b = state_batch_new(c->store);
     for (size_t i = 0; i < n; i++) {
         const codec_event *e = &users[i].ev[0]->ev;
@@ -220,6 +235,7 @@ static int persist(run_ctx *c, batch_user *users, state_user **recs, size_t n, c
         state_batch_set_offset(b, c->cfg->events_topic, c->parts[i].partition, c->parts[i].next);
     int rc = state_batch_commit(b, errstr, errsz);
     state_batch_free(b);
+    c->stats.ns_state += (uint64_t)(util_mono_ns() - t0);
     return rc;
 }
 
@@ -270,6 +286,8 @@ int run_batch_process(run_ctx *c, char *errstr, size_t errsz) {
     reload_acquire(c->rl, &v);
     c->batch_failed = 0;
     decode_all(c, &bc);
+    int64_t t_dec = util_mono_ns();
+    c->stats.ns_decode += (uint64_t)(t_dec - t0);
     run_event **sorted = util_malloc((c->n_events + 1) * sizeof(*sorted));
     batch_user *users = util_malloc((c->n_events + 1) * sizeof(*users));
     size_t n = group_users(c, sorted, users);

@@ -1,0 +1,56 @@
+/* bench_int: what the files of `recstream bench` share (cmd_bench.c the
+ * command and report, bench_stream.c the synthetic stream and the transport
+ * bound, bench_latency.c the fixed-rate latency run). Not a public header. */
+#ifndef RECSTREAM_BENCH_INT_H
+#define RECSTREAM_BENCH_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model.h"
+#include "producer.h"
+#include "run.h"
+
+typedef struct bench_opts {
+    int64_t events, users, items, partitions, rate, factors, iterations, latency_s;
+    int quick, json;
+    const char *work_dir;
+    char suffix[32]; /* makes topic and group names unique to this run */
+} bench_opts;
+
+/* Topics of one bench run; created on the embedded broker or, with
+ * --brokers, through the admin API. */
+int bench_create_topics(producer_broker *b, const char *brokers, const producer_kconf *kc,
+                        const char *const *topics, size_t n, int partitions, char *errstr,
+                        size_t errsz);
+
+/* Produces o->events synthetic JSON events keyed by user to topic and waits
+ * for them all; adds them to ds when ds is non-NULL (training data). */
+int bench_produce_stream(const bench_opts *o, const char *brokers, const producer_kconf *kc,
+                         const char *topic, model_dataset *ds, double *seconds, char *errstr,
+                         size_t errsz);
+
+/* The transport bound: consume every event of topic, produce one small
+ * record to out_topic for each, nothing else. events/s from the first
+ * message to the last acknowledgement. */
+int bench_transport_bound(const bench_opts *o, const char *brokers, const producer_kconf *kc,
+                          const char *topic, const char *out_topic, double *events_per_s,
+                          char *errstr, size_t errsz);
+
+typedef struct bench_latency {
+    uint64_t offered, samples;
+    double p50_ms, p95_ms, p99_ms, max_ms, achieved_rate;
+} bench_latency;
+
+/* Runs the processor (cfg: brokers, model, events and output topics set by
+ * the caller; state dir and group are its own) while a thread offers events
+ * at o->rate for o->latency_s seconds, consumes the output topic, and
+ * reports output arrival minus input produce time. */
+int bench_run_latency(const bench_opts *o, const run_config *cfg, bench_latency *out, char *errstr,
+                      size_t errsz);
+
+/* A consumer or producer conf for the bench's own clients. */
+rd_kafka_conf_t *bench_client_conf(const producer_kconf *kc, const char *brokers, const char *group,
+                                   char *errstr, size_t errsz);
+
+#endif

@@ -1,0 +1,172 @@
+/* bench_stream: the input side of `recstream bench`: topics, the
+ * pre-produced synthetic stream, and the transport bound (a bare
+ * consume-one-produce-one loop over the same broker, the ceiling any
+ * processor on it can reach, measured in the same run so that the ratio
+ * means something on a noisy machine). */
+#include <stdio.h>
+#include <string.h>
+
+#include "bench_int.h"
+
+static int set(rd_kafka_conf_t *conf, const char *k, const char *v, char *errstr, size_t errsz) {
+    char why[256];
+    if (rd_kafka_conf_set(conf, k, v, why, sizeof(why)) == RD_KAFKA_CONF_OK) return 0;
+    snprintf(errstr, errsz, "%s=%s: %s", k, v, why);
+    return -1;
+}
+
+rd_kafka_conf_t *bench_client_conf(const producer_kconf *kc, const char *brokers, const char *group,
+                                   char *errstr, size_t errsz) {
+    rd_kafka_conf_t *conf = producer_kconf_build(kc, brokers, errstr, errsz);
+    if (!conf || !group) return conf;
+    /* The processor's own consumer settings, so the bound is comparable. */
+    if (set(conf, "group.id", group, errstr, errsz) ||
+        set(conf, "auto.offset.reset", "earliest", errstr, errsz) ||
+        set(conf, "enable.partition.eof", "false", errstr, errsz) ||
+        set(conf, "fetch.wait.max.ms", "100", errstr, errsz)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    return conf;
+}
+
+static int admin_create(const char *brokers, const producer_kconf *kc, const char *const *topics,
+                        size_t n, int partitions, char *errstr, size_t errsz) {
+    rd_kafka_conf_t *conf = bench_client_conf(kc, brokers, NULL, errstr, errsz);
+    if (!conf) return -1;
+    char why[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        return snprintf(errstr, errsz, "admin client: %s", why), -1;
+    }
+    rd_kafka_NewTopic_t *nt[8];
+    for (size_t i = 0; i < n; i++)
+        nt[i] = rd_kafka_NewTopic_new(topics[i], partitions, -1, why, sizeof(why));
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_CreateTopics(rk, nt, n, NULL, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
+    int rc = -1;
+    if (!ev) {
+        snprintf(errstr, errsz, "creating topics: no answer in 30 s");
+    } else if (rd_kafka_event_error(ev)) {
+        snprintf(errstr, errsz, "creating topics: %s", rd_kafka_event_error_string(ev));
+    } else {
+        size_t cnt;
+        const rd_kafka_topic_result_t **res =
+            rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &cnt);
+        rc = 0;
+        for (size_t i = 0; i < cnt; i++)
+            if (rd_kafka_topic_result_error(res[i])) {
+                snprintf(errstr, errsz, "creating topic %s: %s", rd_kafka_topic_result_name(res[i]),
+                         rd_kafka_topic_result_error_string(res[i]));
+                rc = -1;
+            }
+    }
+    if (ev) rd_kafka_event_destroy(ev);
+    rd_kafka_NewTopic_destroy_array(nt, n);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
+int bench_create_topics(producer_broker *b, const char *brokers, const producer_kconf *kc,
+                        const char *const *topics, size_t n, int partitions, char *errstr,
+                        size_t errsz) {
+    if (!b) return admin_create(brokers, kc, topics, n, partitions, errstr, errsz);
+    for (size_t i = 0; i < n; i++)
+        if (producer_broker_create_topic(b, topics[i], partitions, errstr, errsz)) return -1;
+    return 0;
+}
+
+int bench_produce_stream(const bench_opts *o, const char *brokers, const producer_kconf *kc,
+                         const char *topic, model_dataset *ds, double *seconds, char *errstr,
+                         size_t errsz) {
+    producer_out *out = producer_out_new(kc, brokers, NULL, NULL, errstr, errsz);
+    if (!out) return -1;
+    model_synth_params sp;
+    model_synth_params_default(&sp);
+    sp.users = (uint32_t)o->users;
+    sp.items = (uint32_t)o->items;
+    sp.expected_events = (uint64_t)o->events;
+    model_synth *s = model_synth_new(&sp);
+    codec_buf buf = {0};
+    codec_event ev;
+    int rc = 0;
+    int64_t t0 = util_mono_ns();
+    for (int64_t i = 0; i < o->events && rc == 0; i++) {
+        model_synth_next(s, &ev);
+        if (ds) model_dataset_add(ds, &ev);
+        rc = codec_encode_event(&ev, CODEC_FORMAT_JSON, 0, &buf, errstr, errsz);
+        if (!rc)
+            rc = producer_out_send(out, topic, ev.user_id, ev.user_len, buf.data, buf.len, NULL, 0,
+                                   NULL, errstr, errsz);
+        if ((i & 1023) == 0) producer_out_poll(out, 0);
+    }
+    int left = producer_out_flush(out, 120000);
+    producer_out_stats st = producer_out_get_stats(out);
+    if (!rc && (left || st.failed))
+        rc = -1, snprintf(errstr, errsz, "pre-producing: %d unacknowledged, %llu failed (%s)", left,
+                          (unsigned long long)st.failed, rd_kafka_err2str(st.last_err));
+    *seconds = (double)(util_mono_ns() - t0) / 1e9;
+    codec_buf_free(&buf);
+    model_synth_free(s);
+    producer_out_destroy(out);
+    return rc;
+}
+
+static rd_kafka_t *bound_consumer(const bench_opts *o, const char *brokers,
+                                  const producer_kconf *kc, const char *topic, char *errstr,
+                                  size_t errsz) {
+    char group[96];
+    snprintf(group, sizeof(group), "bench-bound-%s", o->suffix);
+    rd_kafka_conf_t *conf = bench_client_conf(kc, brokers, group, errstr, errsz);
+    if (!conf) return NULL;
+    char why[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        snprintf(errstr, errsz, "bound consumer: %s", why);
+        return NULL;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(t, topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_subscribe(rk, t);
+    rd_kafka_topic_partition_list_destroy(t);
+    return rk;
+}
+
+int bench_transport_bound(const bench_opts *o, const char *brokers, const producer_kconf *kc,
+                          const char *topic, const char *out_topic, double *events_per_s,
+                          char *errstr, size_t errsz) {
+    producer_out *out = producer_out_new(kc, brokers, NULL, NULL, errstr, errsz);
+    if (!out) return -1;
+    rd_kafka_t *rk = bound_consumer(o, brokers, kc, topic, errstr, errsz);
+    if (!rk) return producer_out_destroy(out), -1;
+    int64_t n = 0, t_first = 0, deadline = util_mono_ns() + (int64_t)600 * 1000000000;
+    int rc = 0;
+    while (n < o->events && rc == 0) {
+        if (util_mono_ns() > deadline) {
+            rc = -1,
+            snprintf(errstr, errsz, "transport bound: only %lld events in 600 s", (long long)n);
+            break;
+        }
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m) continue;
+        if (!m->err) {
+            if (!n++) t_first = util_mono_ns();
+            rc = producer_out_send(out, out_topic, m->key, m->key_len, "1", 1, NULL, 0, NULL,
+                                   errstr, errsz);
+            if ((n & 255) == 0) producer_out_poll(out, 0);
+        }
+        rd_kafka_message_destroy(m);
+    }
+    if (producer_out_flush(out, 60000) && !rc)
+        rc = -1, snprintf(errstr, errsz, "transport bound: records unacknowledged");
+    if (n > 1) *events_per_s = (double)(n - 1) / ((double)(util_mono_ns() - t_first) / 1e9);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    producer_out_destroy(out);
+    return rc;
+}
