@@ -23,7 +23,7 @@ typedef struct lat_run {
     const bench_opts *o;
     run_config cfg;
     volatile sig_atomic_t stop_proc;
-    volatile int offer_done;
+    volatile int offer_done, proc_done;
     volatile int64_t first_batch_ms; /* wall clock of the processor's first batch */
     volatile uint64_t applied;
     uint64_t offered;
@@ -47,6 +47,7 @@ static void on_batch(const run_stats *st, void *opaque) {
 static void *proc_thread(void *arg) {
     lat_run *l = arg;
     l->proc_rc = run_processor(&l->cfg, &l->stop_proc, NULL, l->proc_err, sizeof(l->proc_err));
+    l->proc_done = 1;
     return NULL;
 }
 
@@ -73,7 +74,7 @@ static void *offer_thread(void *arg) {
     codec_event ev;
     int64_t t0 = util_mono_ns(), t_measure = 0;
     double gap_ns = 1e9 / (double)o->rate;
-    for (uint64_t i = 0; l->offer_rc == 0; i++) {
+    for (uint64_t i = 0; l->offer_rc == 0 && !l->proc_done; i++) {
         /* Offer through the group join and warm-up, then latency_s more. */
         if (!t_measure && l->first_batch_ms) t_measure = l->first_batch_ms + BENCH_WARMUP_MS;
         if (t_measure && util_now_ms() >= t_measure + o->latency_s * 1000) break;
@@ -139,7 +140,7 @@ static size_t collect(lat_run *l, rd_kafka_t *rk, double **lat_out) {
     size_t n = 0, cap = 4096;
     double *lat = util_malloc(cap * sizeof(*lat));
     int64_t end = 0, limit = util_mono_ns() + (int64_t)(l->o->latency_s + 180) * 1000000000;
-    while (util_mono_ns() < limit && (!end || util_mono_ns() < end)) {
+    while (util_mono_ns() < limit && !l->proc_done && (!end || util_mono_ns() < end)) {
         if (!end && l->offer_done && l->applied >= l->offered) end = util_mono_ns() + 1000000000;
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 50);
         if (!m) continue;

@@ -7,6 +7,7 @@
  * Reports throughput, ratio, latency quantiles, peak RSS, RocksDB bytes
  * written per event (the process's block-layer writes during the run, which
  * only RocksDB makes then) and the loop's time split, as text or --json. */
+#include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bench_int.h"
@@ -40,6 +42,7 @@ typedef struct tput_run {
     run_config cfg;
     uint64_t target;
     volatile sig_atomic_t stop;
+    volatile int done; /* run_processor returned */
     int64_t t_first, t_last, t_start;
     uint64_t applied_first, applied_last;
     int rc;
@@ -58,6 +61,7 @@ static void tput_batch(const run_stats *st, void *opaque) {
 static void *tput_thread(void *arg) {
     tput_run *t = arg;
     t->rc = run_processor(&t->cfg, &t->stop, &t->st, t->err, sizeof(t->err));
+    t->done = 1;
     return NULL;
 }
 
@@ -105,7 +109,7 @@ static int run_throughput(const bench_opts *o, const run_config *base, tput_resu
     int64_t t0 = util_mono_ns(), limit = t0 + (int64_t)900 * 1000000000;
     pthread_t th;
     pthread_create(&th, NULL, tput_thread, t);
-    while (!t->stop && util_mono_ns() < limit) usleep(20000);
+    while (!t->stop && !t->done && util_mono_ns() < limit) usleep(20000);
     t->stop = 1;
     pthread_join(th, NULL);
     r->wall_s = (double)(util_mono_ns() - t0) / 1e9;
@@ -367,6 +371,8 @@ static int bench_main(bench_cli *b) {
         snprintf(tmp, sizeof(tmp), "%s/recstream-bench-XXXXXX", t && *t ? t : "/tmp");
         if (!mkdtemp(tmp)) return log_error("bench: cannot make a work directory in %s", tmp), 1;
         o->work_dir = tmp;
+    } else if (mkdir(o->work_dir, 0777) && errno != EEXIST) {
+        return log_error("bench: --work-dir %s: %s", o->work_dir, strerror(errno)), 1;
     }
     producer_broker *broker = NULL;
     char err[1024] = "";

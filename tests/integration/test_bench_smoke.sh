@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# `recstream bench --quick --json` keeps working: the whole benchmark (stream,
+# model, processor over it, transport bound, fixed-rate latency) on tiny
+# sizes, and its JSON carries positive, consistent figures. Also: the text
+# report names every figure, and a bad flag is one line and exit 2.
+set -euo pipefail
+: "${RECSTREAM:?}" "${TEST_TMPDIR:?}"
+T="$TEST_TMPDIR/bench-$$"
+rm -rf "$T" && mkdir -p "$T"
+fail() { echo "FAIL: $*" >&2; tail -20 "$T"/*.err >&2 || true; exit 1; }
+
+"$RECSTREAM" bench --quick --json --work-dir "$T" >"$T/out.json" 2>"$T/json.err" ||
+    fail "bench --quick --json exited $?"
+jq -e . "$T/out.json" >/dev/null || fail "not JSON: $(head -c 300 "$T/out.json")"
+check() { jq -e "$1" "$T/out.json" >/dev/null || fail "$1 (got $(jq -c "$2" "$T/out.json"))"; }
+check '.throughput_events_per_s > 0' '.throughput_events_per_s'
+check '.transport_bound_events_per_s > 0' '.transport_bound_events_per_s'
+check '.ratio > 0 and (.ratio - .throughput_events_per_s / .transport_bound_events_per_s | fabs) < 0.01' '.ratio'
+check '.applied == .events and .events == 20000' '[.applied, .events]'
+check '.published > 0 and .batches > 0' '[.published, .batches]'
+check '.latency.samples > 0' '.latency'
+check '.latency.p50_ms > 0 and .latency.p50_ms <= .latency.p95_ms and .latency.p95_ms <= .latency.p99_ms and .latency.p99_ms <= .latency.max_ms' '.latency'
+check '.latency.achieved_rate > 1000' '.latency.achieved_rate'
+check '.peak_rss_mb > 10' '.peak_rss_mb'
+check '.rocksdb_write_bytes_per_event > 0 and .state_dir_bytes > 0' '[.rocksdb_write_bytes_per_event, .state_dir_bytes]'
+check '[.time_split[] | .us_per_event] | all(. >= 0) and (.[0:3] | all(. > 0))' '.time_split'
+check '([.time_split[] | .share] | add - 1 | fabs) < 0.01' '.time_split'
+[ -s "$T/model.bin" ] || fail "no model written to --work-dir"
+
+# The text report, with a model given (no training) and no latency run.
+"$RECSTREAM" bench --quick --rate 0 --model "$T/model.bin" --work-dir "$T/2" >"$T/out.txt" \
+    2>"$T/text.err" || { mkdir -p "$T/2"; fail "text report exited"; }
+for w in throughput bound ratio "peak RSS" rocksdb split; do
+    grep -q "^$w" "$T/out.txt" || fail "text report lacks '$w': $(cat "$T/out.txt")"
+done
+grep -q "latency" "$T/out.txt" && fail "--rate 0 still ran the latency phase"
+
+# A bad flag: one line, exit 2.
+set +e
+"$RECSTREAM" bench --events nope >"$T/bad.out" 2>"$T/bad.err"
+code=$?
+set -e
+[ "$code" = 2 ] || fail "bad flag: exit $code"
+[ "$(wc -l <"$T/bad.err")" = 1 ] || fail "bad flag: $(cat "$T/bad.err")"
+echo "ok: bench smoke"
