@@ -27,6 +27,7 @@ typedef struct slot {
 
 struct model_online {
     slot *slots;
+    uint32_t *live; /* indices of this generation's slots, so scans touch only them */
     uint32_t mask, used, gen;
     int64_t anchor_ms;
     int anchored;
@@ -43,6 +44,7 @@ void model_online_params_default(model_online_params *p) {
 
 static void alloc_slots(model_online *acc, uint32_t size) {
     acc->slots = util_calloc(size, sizeof(slot));
+    acc->live = util_malloc((size / 2 + 1) * sizeof(uint32_t)); /* grow() keeps used <= size/2 */
     acc->mask = size - 1;
     acc->used = 0;
     acc->gen = 1;
@@ -57,6 +59,7 @@ model_online *model_online_new(void) {
 void model_online_free(model_online *acc) {
     if (!acc) return;
     free(acc->slots);
+    free(acc->live);
     free(acc);
 }
 
@@ -80,17 +83,20 @@ static slot *find(model_online *acc, uint32_t item) {
     }
 }
 
+static slot *insert(model_online *acc, uint32_t item, double score) {
+    slot *s = find(acc, item);
+    *s = (slot){item, acc->gen, score};
+    acc->live[acc->used++] = (uint32_t)(s - acc->slots);
+    return s;
+}
+
 static void grow(model_online *acc) {
     slot *old = acc->slots;
-    uint32_t old_size = acc->mask + 1, gen = acc->gen;
-    alloc_slots(acc, old_size * 2);
-    for (uint32_t i = 0; i < old_size; i++) {
-        if (old[i].gen != gen) continue;
-        slot *s = find(acc, old[i].item);
-        *s = (slot){old[i].item, acc->gen, old[i].score};
-        acc->used++;
-    }
+    uint32_t *old_live = acc->live, n = acc->used;
+    alloc_slots(acc, (acc->mask + 1) * 2);
+    for (uint32_t i = 0; i < n; i++) insert(acc, old[old_live[i]].item, old[old_live[i]].score);
     free(old);
+    free(old_live);
 }
 
 static double exponent(const model_online_params *p, int64_t from_ms, int64_t to_ms) {
@@ -100,8 +106,7 @@ static double exponent(const model_online_params *p, int64_t from_ms, int64_t to
 
 static void rebase(model_online *acc, const model_online_params *p, int64_t new_anchor) {
     double f = exp2(exponent(p, new_anchor, acc->anchor_ms));
-    for (uint32_t i = 0; i <= acc->mask; i++)
-        if (acc->slots[i].gen == acc->gen) acc->slots[i].score *= f;
+    for (uint32_t i = 0; i < acc->used; i++) acc->slots[acc->live[i]].score *= f;
     acc->anchor_ms = new_anchor;
 }
 
@@ -121,16 +126,13 @@ void model_online_add(model_online *acc, const model *m, const model_online_para
     const float *sim = m->nbr_sim + (size_t)item * m->k;
     for (uint32_t i = 0; i < k && nbr[i] != MODEL_NONE; i++) {
         slot *s = find(acc, nbr[i]);
-        if (s->gen != acc->gen) {
-            *s = (slot){nbr[i], acc->gen, 0.0};
-            acc->used++;
-        }
+        if (s->gen != acc->gen) s = insert(acc, nbr[i], 0.0);
         double d = term * sim[i], v = s->score + d;
         /* Removing the only evidence for an item must leave exactly 0, not a
          * rounding residue that would rank it as a (tiny) candidate. */
         if (sign < 0 && fabs(v) <= 1e-9 * fabs(d)) v = 0.0;
         s->score = v;
-        if (acc->used * 2 > acc->mask) grow(acc); /* keep probes short */
+        if (acc->used * 2 > acc->mask) grow(acc); /* keep probes short (s may move) */
     }
 }
 
@@ -184,10 +186,10 @@ size_t model_online_top(const model_online *acc, const model_online_params *p, i
     }
     if (n > 256) heap = util_malloc(n * sizeof(*heap));
     size_t k = 0;
-    for (uint32_t i = 0; i <= acc->mask; i++) {
-        const slot *s = &acc->slots[i];
+    for (uint32_t i = 0; i < acc->used; i++) {
+        const slot *s = &acc->slots[acc->live[i]];
         /* Only positive evidence recommends. */
-        if (s->gen != acc->gen || !(s->score > 0.0)) continue;
+        if (!(s->score > 0.0)) continue;
         if (n_exclude && bsearch(&s->item, ex, n_exclude, sizeof(*ex), cmp_u32)) continue;
         cand c = {s->score, s->item};
         if (k < n) {
