@@ -1,10 +1,420 @@
-/* `recstream produce`: not written yet; its issue owns this file. */
-#include <stdio.h>
+/* `recstream produce`: publishes UserEvents, keyed by user id, from TSV/CSV/
+ * JSON-lines files or from the synthetic generator, at an optional rate, with
+ * a progress line and every delivery report checked. Exit 1 when any event
+ * was not delivered (as kcat does), 2 on a bad flag. */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
+#include "model.h"
 #include "producer.h"
+#include "util.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig) {
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void install_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* ==== Settings ==== */
+
+typedef struct produce_cfg {
+    const char *brokers, *topic, *format, *columns, *ts_unit, *default_type, *output_format;
+    const char *log_level;
+    int header, strict;
+    int64_t synthetic, users, items, clusters, seed, schema_id, partitions;
+    int64_t start_ms, mean_gap_ms, progress_ms, flush_ms;
+    double rate, zipf, in_cluster, drift;
+    producer_kconf *kc;
+} produce_cfg;
+
+/* Resolved from the strings after parsing. */
+typedef struct produce_plan {
+    codec_file_opts file;
+    int file_format_given;
+    codec_format out_format;
+} produce_plan;
+
+#define UNSET -1
+
+static const char about[] =
+    "Publishes UserEvents to a topic, keyed by user id, from event files (TSV, CSV or JSON\n"
+    "lines; '-' is stdin) or from the synthetic generator (--synthetic N: users with taste\n"
+    "clusters over Zipf-popular items). Without --brokers it starts the embedded broker in\n"
+    "this process and prints its address first (it goes away when produce exits: useful for\n"
+    "benchmarks; use `recstream broker` to keep one). -X key=value and unknown -c FILE keys\n"
+    "go to librdkafka. The partitioner is murmur2_random (as Java clients) unless -X\n"
+    "partitioner=... says otherwise. Exit 1 if any event was not delivered.\n"
+    "Examples:\n"
+    "  recstream produce -b localhost:9092 --columns user,item,weight,ts --ts-unit s u.data\n"
+    "  recstream produce -b $addr --synthetic 100000 --rate 5000 --output-format avro";
+
+static int set_log_level(const util_cli *cli, const char *s) {
+    if (!s) return 0;
+    int l = util_log_level_parse(s);
+    if (l < 0) return util_cli_error(cli, "--log-level: unknown '%s'", s), -1;
+    util_log_set_level((util_log_level)l);
+    return 0;
+}
+
+/* Checks that need more than one flag, and turns strings into enums. */
+static int resolve(const util_cli *cli, const produce_cfg *c, int n_pos, produce_plan *p) {
+    memset(p, 0, sizeof(*p));
+    p->file.columns = c->columns;
+    p->file.header = c->header;
+    if (c->synthetic == UNSET && !n_pos)
+        return util_cli_error(cli, "give event files or --synthetic N (see --help)"), -1;
+    if (c->synthetic != UNSET && n_pos)
+        return util_cli_error(cli, "give either event files or --synthetic, not both"), -1;
+    if (!strcmp(c->ts_unit, "ms"))
+        p->file.ts_scale = 1;
+    else if (!strcmp(c->ts_unit, "s"))
+        p->file.ts_scale = 1000;
+    else
+        return util_cli_error(cli, "--ts-unit: expected ms or s, not '%s'", c->ts_unit), -1;
+    int t = codec_event_type_parse(c->default_type, strlen(c->default_type));
+    if (t < 0)
+        return util_cli_error(cli, "--default-type: expected listen, view or like, not '%s'",
+                              c->default_type),
+               -1;
+    p->file.default_type = (codec_event_type)t;
+    if (c->format) {
+        p->file_format_given = 1;
+        if (!strcmp(c->format, "tsv"))
+            p->file.format = CODEC_FILE_TSV;
+        else if (!strcmp(c->format, "csv"))
+            p->file.format = CODEC_FILE_CSV;
+        else if (!strcmp(c->format, "jsonl") || !strcmp(c->format, "json"))
+            p->file.format = CODEC_FILE_JSONL;
+        else
+            return util_cli_error(cli, "--format: expected tsv, csv or jsonl, not '%s'", c->format),
+                   -1;
+    }
+    int f = codec_format_parse(c->output_format);
+    if (f < 0)
+        return util_cli_error(cli, "--output-format: expected json, avro or avro-framed, not '%s'",
+                              c->output_format),
+               -1;
+    p->out_format = (codec_format)f;
+    if (p->out_format == CODEC_FORMAT_AVRO_FRAMED && c->schema_id == UNSET)
+        return util_cli_error(cli, "--output-format avro-framed needs --schema-id"), -1;
+    return set_log_level(cli, c->log_level);
+}
+
+/* ==== Sources: files one after another, or the generator ==== */
+
+typedef struct source {
+    model_synth *synth;
+    int64_t synth_left;
+    char **paths;
+    int n_paths, next_path;
+    codec_file_reader *file;
+    const produce_plan *plan;
+    int strict;
+    uint64_t bad_lines;
+} source;
+
+static model_synth *synth_new(const produce_cfg *c) {
+    model_synth_params sp;
+    model_synth_params_default(&sp);
+    if (c->users != UNSET) sp.users = (uint32_t)c->users;
+    if (c->items != UNSET) sp.items = (uint32_t)c->items;
+    if (c->clusters != UNSET) sp.clusters = (uint32_t)c->clusters;
+    if (c->seed != UNSET) sp.seed = (uint64_t)c->seed;
+    if (c->start_ms != UNSET) sp.start_ms = c->start_ms;
+    if (c->mean_gap_ms != UNSET) sp.mean_gap_ms = c->mean_gap_ms;
+    if (c->zipf >= 0) sp.zipf_s = c->zipf;
+    if (c->in_cluster >= 0) sp.in_cluster = c->in_cluster;
+    if (c->drift >= 0) sp.drift = c->drift;
+    log_info("synthetic events: %u users, %u items, %u clusters, zipf %.2f, seed %llu", sp.users,
+             sp.items, sp.clusters, sp.zipf_s, (unsigned long long)sp.seed);
+    return model_synth_new(&sp);
+}
+
+static int open_next(source *s, char *err, size_t errsz) {
+    const char *path = s->paths[s->next_path++];
+    codec_file_opts o = s->plan->file;
+    if (!s->plan->file_format_given) o.format = codec_file_format_guess(path);
+    if (!(s->file = codec_file_open(path, &o, err, errsz))) return -1;
+    log_info("reading %s", path);
+    return 0;
+}
+
+/* 1 with *ev filled, 0 at the end, -1 on a fatal error (err set). */
+static int source_next(source *s, codec_event *ev, char *err, size_t errsz) {
+    if (s->synth) {
+        if (s->synth_left-- <= 0) return 0;
+        model_synth_next(s->synth, ev);
+        return 1;
+    }
+    for (;;) {
+        if (!s->file) {
+            if (s->next_path == s->n_paths) return 0;
+            if (open_next(s, err, errsz)) return -1;
+        }
+        int rc = codec_file_next(s->file, ev, err, errsz);
+        if (rc == 1) return 1;
+        if (rc == 0) {
+            codec_file_close(s->file);
+            s->file = NULL;
+            continue;
+        }
+        if (s->strict) return -1;
+        if (s->bad_lines++ < 10) log_warn("skipping %s", err);
+    }
+}
+
+static void source_close(source *s) {
+    if (s->file) codec_file_close(s->file);
+    model_synth_free(s->synth);
+}
+
+/* ==== Rate limiting: a token bucket holding at most 50 ms of events ==== */
+
+typedef struct bucket {
+    double rate, tokens, burst;
+    int64_t last_ns;
+} bucket;
+
+static void bucket_init(bucket *b, double rate) {
+    b->rate = rate;
+    b->burst = rate * 0.05 > 1 ? rate * 0.05 : 1;
+    b->tokens = 1;
+    b->last_ns = util_mono_ns();
+}
+
+/* Waits for one token, serving delivery reports meanwhile. */
+static void bucket_take(bucket *b, producer_out *out) {
+    if (b->rate <= 0) return;
+    for (;;) {
+        int64_t now = util_mono_ns();
+        b->tokens += (double)(now - b->last_ns) * b->rate / 1e9;
+        if (b->tokens > b->burst) b->tokens = b->burst;
+        b->last_ns = now;
+        if (b->tokens >= 1 || stop_requested) break;
+        int wait_ms = (int)((1 - b->tokens) * 1000 / b->rate) + 1;
+        producer_out_poll(out, wait_ms < 100 ? wait_ms : 100);
+    }
+    b->tokens -= 1;
+}
+
+/* ==== The produce loop ==== */
+
+typedef struct run {
+    producer_out *out;
+    const produce_cfg *cfg;
+    const produce_plan *plan;
+    int64_t start_ns, last_progress_ns;
+    uint64_t send_errors;
+} run;
+
+static void progress(run *r, int final) {
+    producer_out_stats st = producer_out_get_stats(r->out);
+    double secs = (double)(util_mono_ns() - r->start_ns) / 1e9;
+    double rate = secs > 0 ? (double)st.sent / secs : 0;
+    if (final)
+        log_info("produced %llu event(s) to %s in %.1f s (%.0f ev/s): delivered %llu, failed "
+                 "%llu, not sent %llu",
+                 (unsigned long long)st.sent, r->cfg->topic, secs, rate,
+                 (unsigned long long)st.delivered, (unsigned long long)st.failed,
+                 (unsigned long long)r->send_errors);
+    else
+        log_info("progress: sent %llu, delivered %llu, failed %llu, %.0f ev/s",
+                 (unsigned long long)st.sent, (unsigned long long)st.delivered,
+                 (unsigned long long)st.failed, rate);
+}
+
+static int send_event(run *r, const codec_event *ev, codec_buf *buf) {
+    char err[512];
+    if (codec_encode_event(ev, r->plan->out_format, (int32_t)r->cfg->schema_id, buf, err,
+                           sizeof(err))) {
+        log_error("encoding event of user %s: %s", ev->user_id, err);
+        return -1;
+    }
+    if (producer_out_send(r->out, r->cfg->topic, ev->user_id, ev->user_len, buf->data, buf->len,
+                          NULL, 0, NULL, err, sizeof(err))) {
+        if (r->send_errors++ < 10) log_error("%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Returns 0 when the source ended (or a signal came), -1 on a fatal source error. */
+static int produce_all(run *r, source *src) {
+    codec_buf buf = {0};
+    codec_event ev;
+    bucket b;
+    char err[512];
+    int rc;
+    bucket_init(&b, r->cfg->rate);
+    while (!stop_requested && (rc = source_next(src, &ev, err, sizeof(err))) == 1) {
+        bucket_take(&b, r->out);
+        send_event(r, &ev, &buf);
+        int64_t now = util_mono_ns();
+        if (now - r->last_progress_ns >= r->cfg->progress_ms * 1000000) {
+            r->last_progress_ns = now;
+            progress(r, 0);
+        }
+    }
+    codec_buf_free(&buf);
+    if (stop_requested)
+        log_warn("interrupted: stopping early");
+    else if (rc < 0)
+        return log_error("%s", err), -1;
+    return 0;
+}
+
+/* Flushes, reports, and picks the exit code. */
+static int finish(run *r, int source_failed) {
+    int left = producer_out_flush(r->out, (int)r->cfg->flush_ms);
+    progress(r, 1);
+    producer_out_stats st = producer_out_get_stats(r->out);
+    if (left > 0)
+        log_error("%d message(s) still undelivered after %lld ms", left,
+                  (long long)r->cfg->flush_ms);
+    if (st.failed)
+        log_error("%llu event(s) could not be delivered (last error: %s)",
+                  (unsigned long long)st.failed, rd_kafka_err2str(st.last_err));
+    return source_failed || left > 0 || st.failed || r->send_errors ? 1 : 0;
+}
+
+static int produce(produce_cfg *c, const produce_plan *plan, char **paths, int n_paths) {
+    char err[512];
+    producer_broker *broker = NULL;
+    if (!c->brokers) {
+        const char *topics[] = {c->topic};
+        if (!(broker = producer_broker_start((int)c->partitions, topics, 1, err, sizeof(err))))
+            return log_error("%s", err), 1;
+        c->brokers = producer_broker_bootstraps(broker);
+        printf("%s\n", c->brokers);
+        fflush(stdout);
+        log_info("embedded broker on %s (lives as long as this command)", c->brokers);
+    }
+    producer_kconf_log(c->kc, "producer");
+    run r = {.cfg = c, .plan = plan};
+    int rc = 1;
+    if (!(r.out = producer_out_new(c->kc, c->brokers, NULL, NULL, err, sizeof(err)))) {
+        log_error("%s", err);
+        producer_broker_stop(broker);
+        return 2;
+    }
+    source src = {.paths = paths, .n_paths = n_paths, .plan = plan, .strict = c->strict};
+    if (c->synthetic != UNSET) {
+        src.synth = synth_new(c);
+        src.synth_left = c->synthetic;
+    }
+    r.start_ns = r.last_progress_ns = util_mono_ns();
+    int failed = produce_all(&r, &src);
+    rc = finish(&r, failed);
+    if (src.bad_lines) log_warn("%llu input line(s) skipped", (unsigned long long)src.bad_lines);
+    source_close(&src);
+    producer_out_destroy(r.out);
+    producer_broker_stop(broker);
+    return rc;
+}
 
 int producer_cmd_produce(int argc, char **argv) {
-    (void)argc;
-    fprintf(stderr, "recstream: %s is not implemented yet\n", argv[0]);
-    return 1;
+    produce_cfg c = {.topic = "events",
+                     .ts_unit = "ms",
+                     .default_type = "view",
+                     .output_format = "json",
+                     .synthetic = UNSET,
+                     .users = UNSET,
+                     .items = UNSET,
+                     .clusters = UNSET,
+                     .seed = UNSET,
+                     .schema_id = UNSET,
+                     .start_ms = UNSET,
+                     .mean_gap_ms = UNSET,
+                     .zipf = UNSET,
+                     .in_cluster = UNSET,
+                     .drift = UNSET,
+                     .rate = 0,
+                     .partitions = PRODUCER_BROKER_DEFAULT_PARTITIONS,
+                     .progress_ms = 5000,
+                     .flush_ms = 60000};
+    c.kc = producer_kconf_new();
+    const util_opt opts[] = {
+        {"brokers", 'b', UTIL_OPT_STRING, &c.brokers, .arg = "HOST:PORT,...",
+         .help = "Kafka bootstrap servers (default: start the embedded broker)"},
+        {"topic", 't', UTIL_OPT_STRING, &c.topic, .arg = "TOPIC", .help = "default events"},
+        {"X", 'X', UTIL_OPT_FUNC, c.kc, .fn = producer_kconf_opt, .arg = "KEY=VALUE",
+         .help = "librdkafka property (repeatable); -X list, -X dump"},
+        {"format", 'f', UTIL_OPT_STRING, &c.format, .arg = "FMT",
+         .help = "input tsv, csv or jsonl (default: from the file name)"},
+        {"columns", 0, UTIL_OPT_STRING, &c.columns, .arg = "LIST",
+         .help = "input columns from user,item,type,ts,weight,duration,- (default "
+                 "user,item,type,ts)"},
+        {"header", 0, UTIL_OPT_FLAG, &c.header, .help = "skip the first line of each file"},
+        {"ts-unit", 0, UTIL_OPT_STRING, &c.ts_unit, .arg = "ms|s", .help = "unit of ts (ms)"},
+        {"default-type", 0, UTIL_OPT_STRING, &c.default_type, .arg = "TYPE",
+         .help = "type when there is no type column (view)"},
+        {"strict", 0, UTIL_OPT_FLAG, &c.strict, .help = "stop at the first bad input line"},
+        {"synthetic", 'n', UTIL_OPT_INT, &c.synthetic, 0, INT64_MAX, .arg = "N",
+         .help = "generate N synthetic events instead of reading files"},
+        {"users", 0, UTIL_OPT_INT, &c.users, 1, UINT32_MAX - 1, .arg = "N",
+         .help = "synthetic users (10000)"},
+        {"items", 0, UTIL_OPT_INT, &c.items, 1, UINT32_MAX - 1, .arg = "N",
+         .help = "synthetic items (2000)"},
+        {"clusters", 0, UTIL_OPT_INT, &c.clusters, 1, 1000000, .arg = "N",
+         .help = "synthetic taste clusters (20)"},
+        {"zipf", 0, UTIL_OPT_DOUBLE, &c.zipf, .dmin = 0, .dmax = 10, .arg = "S",
+         .help = "Zipf exponent of item popularity (1.0)"},
+        {"in-cluster", 0, UTIL_OPT_DOUBLE, &c.in_cluster, .dmin = 0, .dmax = 1, .arg = "P",
+         .help = "share of a user's events from their cluster (0.8)"},
+        {"drift", 0, UTIL_OPT_DOUBLE, &c.drift, .dmin = 0, .dmax = 1, .arg = "P",
+         .help = "chance per session to move to another cluster"},
+        {"seed", 0, UTIL_OPT_INT, &c.seed, 0, INT64_MAX, .arg = "N", .help = "generator seed"},
+        {"start-ms", 0, UTIL_OPT_INT, &c.start_ms, 0, INT64_MAX, .arg = "MS",
+         .help = "event time of the first synthetic event"},
+        {"mean-gap-ms", 0, UTIL_OPT_INT, &c.mean_gap_ms, 0, INT64_MAX, .arg = "MS",
+         .help = "mean event-time gap between synthetic events"},
+        {"output-format", 'o', UTIL_OPT_STRING, &c.output_format, .arg = "FMT",
+         .help = "json (default), avro or avro-framed"},
+        {"schema-id", 0, UTIL_OPT_INT, &c.schema_id, 0, INT32_MAX, .arg = "ID",
+         .help = "Schema Registry id for avro-framed"},
+        {"rate", 'r', UTIL_OPT_DOUBLE, &c.rate, .dmin = 0, .dmax = 1e9, .arg = "EV/S",
+         .help = "events per second (0: as fast as possible)"},
+        {"partitions", 0, UTIL_OPT_INT, &c.partitions, 1, 10000, .arg = "N",
+         .help = "partitions of the embedded broker's topic (4)"},
+        {"progress-interval", 0, UTIL_OPT_DURATION, &c.progress_ms, .arg = "DUR",
+         .help = "time between progress lines (5s)"},
+        {"flush-timeout", 0, UTIL_OPT_DURATION, &c.flush_ms, .arg = "DUR",
+         .help = "wait at the end for deliveries (60s)"},
+        {"log-level", 0, UTIL_OPT_STRING, &c.log_level, .arg = "LEVEL",
+         .help = "error, warn, info (default) or debug"},
+    };
+    const util_cli cli = {"recstream produce",
+                          "[OPTIONS] [FILE...]",
+                          about,
+                          opts,
+                          sizeof(opts) / sizeof(opts[0]),
+                          producer_kconf_file_key,
+                          c.kc};
+    int n_pos = 0, rc = util_cli_parse(&cli, argc, argv, &n_pos);
+    produce_plan plan;
+    if (rc)
+        rc = rc > 0 ? 0 : 2;
+    else if (producer_kconf_show(c.kc, stdout))
+        rc = 0;
+    else if (resolve(&cli, &c, n_pos, &plan))
+        rc = 2;
+    else {
+        install_signals();
+        rc = produce(&c, &plan, argv + 1, n_pos);
+    }
+    producer_kconf_free(c.kc);
+    util_cli_free();
+    return rc;
 }

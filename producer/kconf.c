@@ -144,11 +144,21 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
     util_log(l, "kafka %s %s: %s", rk ? rd_kafka_name(rk) : "-", fac, buf);
 }
 
+/* Error events: the log callback has already told the transient ones, so
+ * only fatal errors get a line of their own here. */
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+    if (err == RD_KAFKA_RESP_ERR__FATAL)
+        log_error("kafka %s fatal: %s", rd_kafka_name(rk), reason);
+    else
+        log_debug("kafka %s: %s", rd_kafka_name(rk), reason);
+}
+
 rd_kafka_conf_t *producer_kconf_build(const producer_kconf *kc, const char *brokers, char *errstr,
                                       size_t errstr_size) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char why[512];
     rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
     for (size_t i = 0; i < kc->n; i++) {
         if (is_sr_key(kc->keys[i])) continue;
         if (rd_kafka_conf_set(conf, kc->keys[i], kc->vals[i], why, sizeof(why)) !=
