@@ -91,7 +91,7 @@ for u in $(seq 0 $((N - 1))); do
   printf 'u%d|{"user_id":"u%d","item_id":"%s","type":"VIEW","ts":%d}\n' \
     "$u" "$u" "$item" $((1700000300000 + u)) >>"$T/round2"
 done
-kcat -P -b "$B" -t events -K '|' "$T/round2"
+kcat -P -b "$B" -t events -K '|' <"$T/round2"  # stdin: one message a line (a file argument is one message)
 for _ in $(seq 200); do
   [ "$(value recstream_events_consumed_total 'type="view"')" -ge "$N" ] && break
   sleep 0.1
