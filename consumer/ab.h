@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "codec.h"
 #include "metrics.h"
@@ -123,5 +124,9 @@ typedef struct ab_report {
  * one page per instance to sum a scaled-out group (instances own disjoint
  * users). Returns 0, or -1 with errstr when the text holds no A/B metrics. */
 int ab_report_parse(const char *text, size_t len, ab_report *out, char *errstr, size_t errstr_size);
+
+/* The report as text (ab_print.c): variants with intervals, hits by source,
+ * and each variant against the first when there are several. */
+void ab_report_print(const ab_report *r, FILE *f);
 
 #endif

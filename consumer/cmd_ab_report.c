@@ -57,65 +57,6 @@ static int read_file(const char *path, grow *g, char *errstr, size_t errstr_size
     return 0;
 }
 
-static void print_rate(uint64_t x, uint64_t n) {
-    double lo, hi;
-    ab_wilson(x, n, &lo, &hi);
-    if (n)
-        printf("  %7.4f [%6.4f, %6.4f]", (double)x / (double)n, lo, hi);
-    else
-        printf("  %7s %16s", "-", "");
-}
-
-static void print_variants(const ab_report *r) {
-    printf("%-16s %9s %10s  %-25s  %-25s\n", "variant", "users", "exposures", "  hit@5  [95% CI]",
-           "  hit@10 [95% CI]");
-    for (size_t i = 0; i < r->n; i++) {
-        const ab_report_variant *v = &r->v[i];
-        printf("%-16s %9.0f %10llu", v->name, v->users, (unsigned long long)v->exposures);
-        for (size_t k = 0; k < METRICS_AB_KS; k++) print_rate(v->hits[k], v->exposures);
-        printf("\n");
-    }
-}
-
-/* Hits at 10 by the source of the hit item, and the share of shown items
- * of that source that were hit (per-source precision at 10). */
-static void print_sources(const ab_report *r) {
-    static const char *const names[CODEC_SOURCES] = {"online", "offline", "popular"};
-    size_t k = METRICS_AB_KS - 1;
-    printf("\nhits@%u by source (hits / items shown):\n", metrics_ab_k[k]);
-    for (size_t i = 0; i < r->n; i++) {
-        const ab_report_variant *v = &r->v[i];
-        printf("%-16s", v->name);
-        for (int s = 0; s < CODEC_SOURCES; s++) {
-            uint64_t h = v->hits_by_source[s][k], n = v->shown_by_source[s][k];
-            printf("  %s %llu/%llu", names[s], (unsigned long long)h, (unsigned long long)n);
-            if (n) printf(" (%.4f)", (double)h / (double)n);
-        }
-        printf("\n");
-    }
-}
-
-static void print_comparisons(const ab_report *r) {
-    const ab_report_variant *c = &r->v[0];
-    printf("\nagainst %s (two-proportion z-test):\n", c->name);
-    for (size_t i = 1; i < r->n; i++) {
-        const ab_report_variant *v = &r->v[i];
-        for (size_t k = 0; k < METRICS_AB_KS; k++) {
-            double z, p;
-            printf("%-16s hit@%-2u ", v->name, metrics_ab_k[k]);
-            if (ab_two_prop_test(c->hits[k], c->exposures, v->hits[k], v->exposures, &z, &p)) {
-                printf("not enough data\n");
-                continue;
-            }
-            double diff = (double)v->hits[k] / (double)v->exposures -
-                          (double)c->hits[k] / (double)c->exposures;
-            printf("diff %+.4f (%+.1f%% relative)  z %+.2f  p %.4g%s\n", diff,
-                   c->hits[k] ? 100.0 * diff / ((double)c->hits[k] / (double)c->exposures) : 0.0, z,
-                   p, p < 0.05 ? "  significant at 5%" : "");
-        }
-    }
-}
-
 /* The pages to read, from repeated --metrics-url and --file. */
 #define MAX_SOURCES 64
 typedef struct sources {
@@ -194,8 +135,6 @@ int cmd_ab_report(int argc, char **argv) {
         fprintf(stderr, "recstream ab-report: %s\n", err);
         return 1;
     }
-    print_variants(&r);
-    print_sources(&r);
-    if (r.n > 1) print_comparisons(&r);
+    ab_report_print(&r, stdout);
     return 0;
 }

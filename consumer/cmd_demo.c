@@ -368,6 +368,29 @@ static void demo_summary(const demo_proc *p, const demo_live *l, demo_seen *seen
     printf("  offline version       %s\n", st->offline_version[0] ? st->offline_version : "-");
 }
 
+/* The A/B report of `recstream ab-report`, from the processor's metrics:
+ * each list is judged by its user's next event (a hit at k when that item
+ * was in the top k). */
+static void demo_ab_summary(metrics *m) {
+    size_t len;
+    char *text = metrics_render(m, &len), err[256];
+    ab_report r = {0};
+    if (!ab_report_parse(text, len, &r, err, sizeof(err))) {
+        printf("\nA/B: each list judged by its user's next event (recstream ab-report)\n");
+        ab_report_print(&r, stdout);
+    }
+    free(text);
+}
+
+/* The processor's metrics, owned by the demo so that the summary can read
+ * them after the processor has stopped. */
+static metrics *demo_metrics(const run_config *cfg) {
+    const char *names[AB_MAX_VARIANTS] = {cfg->variant ? cfg->variant : "default"};
+    if (!cfg->ab) return metrics_new(names, 1);
+    ab_variant_names(cfg->ab, names);
+    return metrics_new(names, cfg->ab->n);
+}
+
 /* ==== The command ==== */
 
 /* History: the first train_events events of the synthetic stream; the live
@@ -485,11 +508,15 @@ static int demo_main(demo_cli *d) {
     seen->users = model_ids_new();
     seen->max_samples = (size_t)o->samples;
     seen->t0_mono = util_mono_ns();
+    metrics *m = d->rc.cfg.metrics = demo_metrics(&d->rc.cfg);
     int rc = demo_phases(d, p, seen, &l, err, sizeof(err));
-    if (rc)
+    if (rc) {
         log_error("demo: %s", err);
-    else
+    } else {
         demo_summary(p, &l, seen, (double)(util_mono_ns() - seen->t0_mono) / 1e9);
+        demo_ab_summary(m);
+    }
+    metrics_free(m);
     if (l.out) producer_out_flush(l.out, 5000), producer_out_destroy(l.out);
     codec_buf_free(&l.buf);
     model_synth_free(l.synth);

@@ -9,7 +9,8 @@ T="$TEST_TMPDIR/demo-$$"
 rm -rf "$T" && mkdir -p "$T"
 fail() { echo "FAIL: $*" >&2; cat "$T/out" >&2 || true; tail -20 "$T/err" >&2 || true; exit 1; }
 
-"$RECSTREAM" demo --duration 6s --train-events 20000 --work-dir "$T/work" >"$T/out" 2>"$T/err" ||
+"$RECSTREAM" demo --duration 6s --train-events 20000 --work-dir "$T/work" \
+    --variant name=control,share=0.5 --variant name=rerank,share=0.5,blend=rerank >"$T/out" 2>"$T/err" ||
     fail "demo exited $?"
 
 grep -q '^embedded Kafka broker at 127\.0\.0\.1:[0-9]' "$T/out" || fail "no broker address"
@@ -39,6 +40,14 @@ model=$(sed -n 's/^  model version *//p' "$T/out")
 [[ "$model" == als-* ]] || fail "model version '$model'"
 grep -q "^model $model:" "$T/out" || fail "summary model $model is not the one trained"
 grep -q '^  offline version *offline-demo-' "$T/out" || fail "no offline version"
+
+# The A/B report of the two arms: lists judged by their users' next events.
+ab_exposures() { awk -v v="$1" '$1 == v && $3 ~ /^[0-9]+$/ { print $3; exit }' "$T/out"; }
+for v in control rerank; do
+    e=$(ab_exposures $v)
+    [ -n "$e" ] && [ "$e" -gt 0 ] || fail "A/B report: variant $v has exposures '$e'"
+done
+grep -Eq '^rerank +hit@10 +diff [+-][0-9.]+ ' "$T/out" || fail "A/B report lacks the comparison"
 
 # --help, and a bad flag: one line, exit 2.
 "$RECSTREAM" demo --help >"$T/help" || fail "--help exited $?"
