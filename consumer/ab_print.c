@@ -16,8 +16,8 @@ static void print_rate(FILE *f, uint64_t x, uint64_t n) {
 }
 
 static void print_variants(FILE *f, const ab_report *r) {
-    fprintf(f, "%-16s %9s %10s  %-25s  %-25s\n", "variant", "users", "exposures", "  hit@5  [95% CI]",
-           "  hit@10 [95% CI]");
+    fprintf(f, "%-16s %9s %10s  %-25s  %-25s\n", "variant", "users", "exposures",
+            "  hit@5  [95% CI]", "  hit@10 [95% CI]");
     for (size_t i = 0; i < r->n; i++) {
         const ab_report_variant *v = &r->v[i];
         fprintf(f, "%-16s %9.0f %10llu", v->name, v->users, (unsigned long long)v->exposures);
@@ -59,8 +59,8 @@ static void print_comparisons(FILE *f, const ab_report *r) {
             double diff = (double)v->hits[k] / (double)v->exposures -
                           (double)c->hits[k] / (double)c->exposures;
             fprintf(f, "diff %+.4f (%+.1f%% relative)  z %+.2f  p %.4g%s\n", diff,
-                   c->hits[k] ? 100.0 * diff / ((double)c->hits[k] / (double)c->exposures) : 0.0, z,
-                   p, p < 0.05 ? "  significant at 5%" : "");
+                    c->hits[k] ? 100.0 * diff / ((double)c->hits[k] / (double)c->exposures) : 0.0,
+                    z, p, p < 0.05 ? "  significant at 5%" : "");
         }
     }
 }
