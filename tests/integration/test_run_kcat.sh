@@ -4,32 +4,13 @@
 # user, a new user and malformed messages; kcat reads the recommendations and
 # the dead-letter records; SIGTERM stops the processor with exit code 0.
 set -euo pipefail
-: "${RECSTREAM:?}" "${TEST_TMPDIR:?}"
-T="$TEST_TMPDIR/run-kcat-$$"
-rm -rf "$T" && mkdir -p "$T"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; echo "--- run log:" >&2; tail -30 "$T/run.err" >&2 || true; exit 1; }
-
-# ---- broker
-"$RECSTREAM" broker --partitions 2 >"$T/broker.out" 2>"$T/broker.err" &
-pids+=($!)
-for _ in $(seq 100); do [ -s "$T/broker.out" ] && break; sleep 0.1; done
-B=$(head -1 "$T/broker.out")
-[ -n "$B" ] || fail "broker printed no address"
-
-# ---- a tiny model: 40 users in 4 taste groups over 40 items
-awk 'BEGIN { srand(7); print "user\titem\ttype\tts";
-  for (u = 0; u < 40; u++) for (j = 0; j < 15; j++) {
-    g = u % 4; i = g * 10 + int(rand() * 10);
-    printf "u%d\ti%d\tLISTEN\t%d\n", u, i, 1700000000000 + u * 100 + j } }' >"$T/train.tsv"
-"$RECSTREAM" train --input "$T/train.tsv" --header --model-out "$T/model.bin" \
-  --offline-out "$T/offline.avro" --factors 8 --iterations 5 >"$T/train.out" 2>"$T/train.err" ||
-  { cat "$T/train.err" >&2; fail "recstream train"; }
+. "$(dirname "$0")/lib.sh"
+it_setup run-kcat
+it_broker 2
+it_model 7 model # 40 users in 4 taste groups over 40 items
 
 # ---- the processor
-"$RECSTREAM" run --brokers "$B" --model "$T/model.bin" --offline "$T/offline.avro" \
+"$RECSTREAM" run --brokers "$B" --model "$T/model.bin" --offline "$T/model-offline.avro" \
   --state-dir "$T/state" --batch-timeout 50ms --n 10 2>"$T/run.err" &
 RUN=$!
 pids+=($RUN)

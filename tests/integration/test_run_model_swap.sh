@@ -5,32 +5,12 @@
 # in use, and no event may be lost (the processor's final count equals what
 # was produced).
 set -euo pipefail
-: "${RECSTREAM:?}" "${TEST_TMPDIR:?}"
-T="$TEST_TMPDIR/run-swap-$$"
-rm -rf "$T" && mkdir -p "$T"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; echo "--- run log:" >&2; tail -30 "$T/run.err" >&2 || true; exit 1; }
-
-"$RECSTREAM" broker --partitions 2 >"$T/broker.out" 2>"$T/broker.err" &
-pids+=($!)
-for _ in $(seq 100); do [ -s "$T/broker.out" ] && break; sleep 0.1; done
-B=$(head -1 "$T/broker.out")
-[ -n "$B" ] || fail "broker printed no address"
-
+. "$(dirname "$0")/lib.sh"
+it_setup run-swap
+it_broker 2
 # Two models trained on different data, so their versions differ.
-gen() {
-  awk -v seed="$1" 'BEGIN { srand(seed); print "user\titem\ttype\tts";
-    for (u = 0; u < 40; u++) for (j = 0; j < 15; j++)
-      printf "u%d\ti%d\tLISTEN\t%d\n", u, (u % 4) * 10 + int(rand() * 10), 1700000000000 + u * 100 + j }'
-}
-for m in a b; do
-  gen "$([ $m = a ] && echo 1 || echo 2)" >"$T/train-$m.tsv"
-  "$RECSTREAM" train --input "$T/train-$m.tsv" --header --model-out "$T/model-$m.bin" \
-    --offline-out "$T/offline-$m.avro" --factors 8 --iterations 3 >/dev/null 2>"$T/train-$m.err" ||
-    { cat "$T/train-$m.err" >&2; fail "recstream train ($m)"; }
-done
+it_model 1 model-a 3
+it_model 2 model-b 3
 install_model() { cp "$1" "$T/model.tmp" && mv "$T/model.tmp" "$T/model.bin"; }
 install_model "$T/model-a.bin"
 
