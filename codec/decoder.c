@@ -10,16 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A fetcher that returned NULL is asked again after this long, so that a
- * registry that was down does not pin an id to our schema forever, yet a
- * stream of such messages does not cost one request each. */
-#define FETCH_RETRY_MS 30000
-
 typedef struct writer_entry {
     int32_t id;
     codec_resolver *res; /* NULL: read with our own schema */
-    int64_t retry_at;    /* > 0: fetch again after this time (fetcher said NULL) */
-    char *error;         /* the registry's schema for this id does not resolve */
+    int64_t retry_at;    /* > 0: ask the fetcher again after this time */
+    char *error;         /* why messages with this id fail, or NULL */
+    codec_err err;       /* CODEC_ERR_SCHEMA or CODEC_ERR_SCHEMA_UNAVAILABLE */
 } writer_entry;
 
 struct codec_decoder {
@@ -107,23 +103,42 @@ static writer_entry *learn_writer(codec_decoder *dec, int32_t id, const char *js
         return find_writer(dec, id);
     writer_entry *w = put_writer(dec, id);
     w->error = util_strdup(errstr);
+    w->err = CODEC_ERR_SCHEMA;
+    return w;
+}
+
+/* Asks the fetcher for id and records the outcome. A failed answer is kept
+ * until retry_at so that a stream of such messages costs one request per
+ * period, not one each. */
+static writer_entry *fetch_writer(codec_decoder *dec, int32_t id) {
+    char *json = NULL, errstr[256] = "";
+    int found = dec->fetch(id, dec->fetch_opaque, &json, errstr, sizeof(errstr));
+    if (found == 1 && json) {
+        writer_entry *w = learn_writer(dec, id, json);
+        free(json);
+        return w;
+    }
+    free(json);
+    writer_entry *w = put_writer(dec, id);
+    w->error = util_strdup(errstr[0] ? errstr : "no writer schema for this id");
+    w->err = found == 0 ? CODEC_ERR_SCHEMA : CODEC_ERR_SCHEMA_UNAVAILABLE;
+    w->retry_at = util_now_ms() +
+                  (found == 0 ? CODEC_FETCH_RETRY_UNKNOWN_MS : CODEC_FETCH_RETRY_FAILED_MS);
     return w;
 }
 
 /* Finds or learns the writer for id; NULL with *err set when unusable. A
- * schema that does not resolve is remembered: ids never change meaning in a
- * registry, and asking again for every message would flood it. */
+ * schema that does not resolve is remembered for good: ids never change
+ * meaning in a registry, and asking again for every message would flood it.
+ * Without a fetcher an unknown id is read with our own schema. */
 static writer_entry *writer_for(codec_decoder *dec, int32_t id, codec_err *err, char *detail,
                                 size_t detail_size) {
     writer_entry *w = find_writer(dec, id);
-    if (!w || (w->retry_at && dec->fetch && util_now_ms() >= w->retry_at)) {
-        char *json = dec->fetch ? dec->fetch(id, dec->fetch_opaque) : NULL;
-        w = json ? learn_writer(dec, id, json) : put_writer(dec, id);
-        if (!json) w->retry_at = dec->fetch ? util_now_ms() + FETCH_RETRY_MS : 0;
-        free(json);
-    }
+    if (!w && !dec->fetch) w = put_writer(dec, id);
+    if (!w || (w->retry_at && dec->fetch && util_now_ms() >= w->retry_at))
+        w = fetch_writer(dec, id);
     if (!w->error) return w;
-    *err = codec_fail(CODEC_ERR_SCHEMA, detail, detail_size, "schema id %d: %s", (int)id, w->error);
+    *err = codec_fail(w->err, detail, detail_size, "schema id %d: %s", (int)id, w->error);
     return NULL;
 }
 
