@@ -122,8 +122,8 @@ static writer_entry *fetch_writer(codec_decoder *dec, int32_t id) {
     writer_entry *w = put_writer(dec, id);
     w->error = util_strdup(errstr[0] ? errstr : "no writer schema for this id");
     w->err = found == 0 ? CODEC_ERR_SCHEMA : CODEC_ERR_SCHEMA_UNAVAILABLE;
-    w->retry_at = util_now_ms() +
-                  (found == 0 ? CODEC_FETCH_RETRY_UNKNOWN_MS : CODEC_FETCH_RETRY_FAILED_MS);
+    w->retry_at =
+        util_now_ms() + (found == 0 ? CODEC_FETCH_RETRY_UNKNOWN_MS : CODEC_FETCH_RETRY_FAILED_MS);
     return w;
 }
 

@@ -58,6 +58,8 @@ static void store(producer_kconf *kc, const char *key, const char *value) {
 int producer_kconf_set(producer_kconf *kc, const char *key, const char *value, char *errstr,
                        size_t errstr_size) {
     if (!*key) return snprintf(errstr, errstr_size, "empty librdkafka property name"), -1;
+    if (is_sr_key(key) && !producer_registry_key_known(key))
+        return snprintf(errstr, errstr_size, "%s: unknown Schema Registry setting", key), -1;
     if (!is_sr_key(key)) {
         char why[512];
         if (rd_kafka_conf_set(kc->scratch, key, value, why, sizeof(why)) != RD_KAFKA_CONF_OK)
