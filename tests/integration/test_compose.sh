@@ -43,4 +43,10 @@ for conf in deploy/recstream.conf deploy/recstream-secure.conf.example; do
     fail "recstream run -c $conf: $out"
   ! grep -q 'CHANGE-ME' <<<"$out" || fail "-X dump of $conf shows a secret"
 done
+# the security example's settings reach librdkafka as written
+out=$("$RECSTREAM" run -c "$REPO/deploy/recstream-secure.conf.example" --model x -X dump)
+for kv in 'security.protocol = sasl_ssl' 'sasl.mechanisms = SCRAM-SHA-512' 'sasl.username = recstream' \
+  'sasl.password = [redacted]' 'schema.registry.basic.auth.user.info = [redacted]'; do
+  grep -qxF "$kv" <<<"$out" || fail "secure example: '$kv' not in the effective configuration"
+done
 echo "ok: docker-compose.yml${compose:+ (${compose[*]} config)}, Dockerfile, deploy/*.conf"
