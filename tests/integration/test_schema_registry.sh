@@ -119,6 +119,23 @@ assert value[0] == 0 and struct.unpack(">i", value[1:5])[0] == int(sys.argv[2]),
 assert value[5] == 2 * 2 and value[6:8] == b"u1", value[5:8]   # user_id: zigzag length 2, "u1"
 EOF
 
+# ---- recstream produce frames with the id the registry gives our own schema
+echo '{"user_id":"u5","item_id":"i3","type":"LISTEN","ts":1700000250000}' >"$T/one.jsonl"
+"$RECSTREAM" produce -b "$B" --schema-registry "$SR" -X "schema.registry.basic.auth.user.info=$SR_AUTH" \
+  -o avro-framed "$T/one.jsonl" 2>"$T/produce.err" || { cat "$T/produce.err" >&2; fail "produce"; }
+OURS_ID=$(sr "$SR/subjects/events-value/versions/latest" | jq .id)
+grep -q "framing with schema id $OURS_ID " "$T/produce.err" || fail "produce did not frame with $OURS_ID"
+! grep -q "s3cret" "$T/produce.err" || fail "produce logged a secret"
+kcat -C -b "$B" -t events -o beginning -e -q -f '%k %s\n' 2>/dev/null | grep -a '^u5 ' |
+  head -c 8 | od -An -tx1 | grep -q "00 $(printf '%02x %02x %02x %02x' 0 0 0 "$OURS_ID")" ||
+  fail "produced event not framed with id $OURS_ID"
+for _ in $(seq 200); do
+  kcat -C -b "$B" -t recommendations -o beginning -e -q -f '%k\n' 2>/dev/null | grep -qx u5 && break
+  sleep 0.1
+done
+kcat -C -b "$B" -t recommendations -o beginning -e -q -f '%k\n' 2>/dev/null | grep -qx u5 ||
+  fail "no recommendations for the event recstream produce framed"
+
 # ---- the registry goes away: an id never seen before is a dead letter with
 # its own reason, and the stream goes on
 reg_body "$T/evolved.avsc" | sed 's/device/channel/' |
