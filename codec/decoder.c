@@ -7,6 +7,7 @@
 #include "util.h"
 
 #include <avro.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +25,11 @@ struct codec_decoder {
     size_t n_writers, cap_writers;
     codec_schema_fetch_cb fetch;
     void *fetch_opaque;
+    /* After the fetcher could not ask (-1), no id is asked for until then:
+     * a stream of many new ids during an outage must not cost one timeout
+     * each. */
+    int64_t fetch_down_until;
+    char *fetch_down_error;
 };
 
 codec_decoder *codec_decoder_new(void) {
@@ -44,6 +50,7 @@ void codec_decoder_free(codec_decoder *dec) {
         free(dec->writers[i].error);
     }
     free(dec->writers);
+    free(dec->fetch_down_error);
     avro_schema_decref(dec->reader);
     free(dec);
 }
@@ -107,12 +114,28 @@ static writer_entry *learn_writer(codec_decoder *dec, int32_t id, const char *js
     return w;
 }
 
-/* Asks the fetcher for id and records the outcome. A failed answer is kept
- * until retry_at so that a stream of such messages costs one request per
- * period, not one each. */
+/* The fetcher's answer for id (1, 0, -1 as codec_schema_fetch_cb), or -1
+ * without asking while an earlier "could not ask" is fresh. */
+static int ask_fetcher(codec_decoder *dec, int32_t id, char **json, char *errstr,
+                       size_t errstr_size) {
+    int64_t now = util_now_ms();
+    if (now < dec->fetch_down_until)
+        return snprintf(errstr, errstr_size, "%s", dec->fetch_down_error), -1;
+    int found = dec->fetch(id, dec->fetch_opaque, json, errstr, errstr_size);
+    if (found == -1) {
+        dec->fetch_down_until = now + CODEC_FETCH_RETRY_FAILED_MS;
+        free(dec->fetch_down_error);
+        dec->fetch_down_error = util_strdup(errstr);
+    }
+    return found;
+}
+
+/* Asks for id and records the outcome. A failed answer is kept until
+ * retry_at so that a stream of such messages costs one request per period,
+ * not one each. */
 static writer_entry *fetch_writer(codec_decoder *dec, int32_t id) {
     char *json = NULL, errstr[256] = "";
-    int found = dec->fetch(id, dec->fetch_opaque, &json, errstr, sizeof(errstr));
+    int found = ask_fetcher(dec, id, &json, errstr, sizeof(errstr));
     if (found == 1 && json) {
         writer_entry *w = learn_writer(dec, id, json);
         free(json);
@@ -122,8 +145,7 @@ static writer_entry *fetch_writer(codec_decoder *dec, int32_t id) {
     writer_entry *w = put_writer(dec, id);
     w->error = util_strdup(errstr[0] ? errstr : "no writer schema for this id");
     w->err = found == 0 ? CODEC_ERR_SCHEMA : CODEC_ERR_SCHEMA_UNAVAILABLE;
-    w->retry_at =
-        util_now_ms() + (found == 0 ? CODEC_FETCH_RETRY_UNKNOWN_MS : CODEC_FETCH_RETRY_FAILED_MS);
+    w->retry_at = found == 0 ? util_now_ms() + CODEC_FETCH_RETRY_UNKNOWN_MS : dec->fetch_down_until;
     return w;
 }
 

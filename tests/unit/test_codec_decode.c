@@ -473,6 +473,13 @@ static void test_fetcher_unavailable(void **state) {
     assert_string_equal(codec_err_reason(CODEC_ERR_SCHEMA_UNAVAILABLE), "schema_unavailable");
     assert_int_equal(decode(dec, buf, m, &ev), CODEC_ERR_SCHEMA_UNAVAILABLE);
     assert_int_equal(fs.calls, 1);
+    /* other new ids during the outage are not asked either: no timeout each */
+    for (int32_t id = 30; id < 40; id++) {
+        size_t k = frame(buf, id, body, write_v2(body, sizeof(body), "dave", 2, "ios"));
+        assert_int_equal(decode(dec, buf, k, &ev), CODEC_ERR_SCHEMA_UNAVAILABLE);
+    }
+    assert_int_equal(fs.calls, 1);
+    m = frame(buf, 21, body, write_v2(body, sizeof(body), "carol", 2, "ios"));
     fs.down = 0; /* back, but the failure is only retried after the period */
     assert_int_equal(decode(dec, buf, m, &ev), CODEC_ERR_SCHEMA_UNAVAILABLE);
     codec_decoder_free(dec);
