@@ -157,7 +157,8 @@ def needed_packages(binary):
     dyn = subprocess.run(["readelf", "-d", binary], capture_output=True, text=True).stdout
     pkgs = set()
     for lib in re.findall(r"Shared library: \[(.+?)\]", dyn):
-        if re.match(r"lib(c|m|gcc_s|stdc\+\+|pthread|dl)\.so", lib):
+        # libc and friends are in every image; sanitizer runtimes only in test builds
+        if re.match(r"lib(c|m|gcc_s|stdc\+\+|pthread|dl|asan|ubsan|lsan|tsan)\.so", lib):
             continue
         res = subprocess.run(["dpkg", "-S", "*/" + lib], capture_output=True, text=True)
         if res.returncode == 0:
