@@ -100,6 +100,8 @@ def check_compose(repo, binary):
     check(str(kafka.get("image", "")).startswith("apache/kafka"), "compose: kafka not apache/kafka")
     check("controller" in str(env.get("KAFKA_PROCESS_ROLES", "")), "compose: kafka not KRaft")
     check("KAFKA_CONTROLLER_QUORUM_VOTERS" in env, "compose: no controller quorum")
+    check(re.fullmatch(r"[A-Za-z0-9_-]{22}", str(env.get("CLUSTER_ID", ""))),
+          "compose: CLUSTER_ID is not a base64url UUID (kafka-storage.sh random-uuid)")
     check("cp-schema-registry" in str(services.get("schema-registry", {}).get("image", "")),
           "compose: schema-registry image")
     init = "\n".join(services.get("kafka-init", {}).get("command", []))
