@@ -152,7 +152,9 @@ typedef struct producer_registry producer_registry;
 /* Subject of a topic's values under TopicNameStrategy: "<topic>-value". */
 #define PRODUCER_REGISTRY_SUBJECT_SUFFIX "-value"
 
-/* A client of the registry at url ("http[s]://[user:pass@]host:port"). kc
+/* A client of the registry at url ("http[s]://[user:pass@]host:port", or
+ * several comma-separated: one that gives no answer is skipped for the next,
+ * each with its own timeout). kc
  * (may be NULL) supplies the schema.registry.* settings:
  *   basic.auth.user.info (user:password), ssl.ca.location,
  *   ssl.certificate.location, ssl.key.location, ssl.key.password,
@@ -163,7 +165,7 @@ typedef struct producer_registry producer_registry;
 producer_registry *producer_registry_new(const char *url, const producer_kconf *kc, char *errstr,
                                          size_t errstr_size);
 void producer_registry_free(producer_registry *r);
-/* The URL without credentials, for messages. */
+/* The URL(s) without credentials, for messages. */
 const char *producer_registry_url(const producer_registry *r);
 /* 1 when key is a schema.registry.* setting this client understands. */
 int producer_registry_key_known(const char *key);

@@ -20,10 +20,16 @@
 #define SR_MAX_RESPONSE       (4u << 20) /* a schema is a few KiB; refuse a runaway body */
 #define SR_CONTENT_TYPE       "Content-Type: application/vnd.schemaregistry.v1+json"
 
+#define SR_MAX_URLS 8
+
 struct producer_registry {
-    char *base;  /* "http://host:8081", no trailing slash, may hold user:pass@ */
-    char *shown; /* base without the user part: what messages print */
-    CURL *curl;  /* one handle, reused: keeps the connection alive */
+    /* "http://host:8081", no trailing slash, may hold user:pass@; several
+     * for fail-over, tried in turn from the last one that answered. */
+    char *base[SR_MAX_URLS];
+    char *shown[SR_MAX_URLS]; /* base without the user part: what messages print */
+    size_t n_urls, cur;
+    char *shown_all; /* the shown URLs, comma-separated */
+    CURL *curl;      /* one handle, reused: keeps the connection alive */
     struct curl_slist *headers;
     long timeout_ms;
     int auto_register;
@@ -118,17 +124,43 @@ static int configure(producer_registry *r, const producer_kconf *kc, char *errst
     return 0;
 }
 
+/* Splits "URL[,URL...]" into r's lists. Returns 0 or -1 with errstr. */
+static int parse_urls(producer_registry *r, const char *urls, char *errstr, size_t errstr_size) {
+    char *copy = util_strdup(urls), *save = NULL;
+    size_t all_len = 0;
+    for (char *u = strtok_r(copy, ", ", &save); u; u = strtok_r(NULL, ", ", &save)) {
+        if (r->n_urls == SR_MAX_URLS || (strncmp(u, "http://", 7) && strncmp(u, "https://", 8))) {
+            free(copy);
+            return snprintf(errstr, errstr_size,
+                            "schema registry URL must start with http:// or https:// (at most "
+                            "%d, comma-separated)",
+                            SR_MAX_URLS),
+                   -1;
+        }
+        for (size_t n = strlen(u); n && u[n - 1] == '/'; n--) u[n - 1] = 0;
+        r->base[r->n_urls] = util_strdup(u);
+        r->shown[r->n_urls] = strip_userinfo(u);
+        all_len += strlen(r->shown[r->n_urls++]) + 1;
+    }
+    free(copy);
+    if (!r->n_urls) return snprintf(errstr, errstr_size, "empty schema registry URL"), -1;
+    r->shown_all = util_calloc(1, all_len + 1);
+    for (size_t i = 0; i < r->n_urls; i++) {
+        if (i) strcat(r->shown_all, ",");
+        strcat(r->shown_all, r->shown[i]);
+    }
+    return 0;
+}
+
 producer_registry *producer_registry_new(const char *url, const producer_kconf *kc, char *errstr,
                                          size_t errstr_size) {
-    if (!url || (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)))
-        return snprintf(errstr, errstr_size,
-                        "schema registry URL must start with http:// or https://"),
-               NULL;
     pthread_once(&curl_once, curl_init_once);
     producer_registry *r = util_calloc(1, sizeof(*r));
-    r->base = util_strdup(url);
-    for (size_t n = strlen(r->base); n && r->base[n - 1] == '/'; n--) r->base[n - 1] = 0;
-    r->shown = strip_userinfo(r->base);
+    if (!url || parse_urls(r, url, errstr, errstr_size)) {
+        if (!url) snprintf(errstr, errstr_size, "no schema registry URL");
+        producer_registry_free(r);
+        return NULL;
+    }
     r->curl = curl_easy_init();
     if (!r->curl || configure(r, kc, errstr, errstr_size)) {
         if (!r->curl) snprintf(errstr, errstr_size, "schema registry: curl_easy_init failed");
@@ -142,13 +174,16 @@ void producer_registry_free(producer_registry *r) {
     if (!r) return;
     if (r->curl) curl_easy_cleanup(r->curl);
     curl_slist_free_all(r->headers);
-    free(r->base);
-    free(r->shown);
+    for (size_t i = 0; i < r->n_urls; i++) {
+        free(r->base[i]);
+        free(r->shown[i]);
+    }
+    free(r->shown_all);
     free(r);
 }
 
 const char *producer_registry_url(const producer_registry *r) {
-    return r->shown;
+    return r->shown_all;
 }
 
 /* ==== HTTP ==== */
@@ -169,28 +204,42 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *opaque) {
     return n;
 }
 
-/* One request: method POST when post_body is non-NULL, else GET. Returns the
- * HTTP status (the parsed body in *out, or NULL), or -1 with errstr when no
- * answer came. */
-static long request(producer_registry *r, const char *path, const char *post_body, json_t **out,
-                    char *errstr, size_t errstr_size) {
-    body b = {0};
-    char *url = util_malloc(strlen(r->base) + strlen(path) + 1);
-    strcpy(url, r->base);
+/* One attempt at base[i]: the CURLcode, the status in *status. */
+static CURLcode perform(producer_registry *r, size_t i, const char *path, const char *post_body,
+                        body *b, long *status) {
+    char *url = util_malloc(strlen(r->base[i]) + strlen(path) + 1);
+    strcpy(url, r->base[i]);
     strcat(url, path);
     curl_easy_setopt(r->curl, CURLOPT_URL, url);
     curl_easy_setopt(r->curl, CURLOPT_HTTPGET, 1L);
     if (post_body) curl_easy_setopt(r->curl, CURLOPT_POSTFIELDS, post_body);
     curl_easy_setopt(r->curl, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(r->curl, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(r->curl, CURLOPT_WRITEDATA, b);
     CURLcode cc = curl_easy_perform(r->curl);
     free(url);
+    if (cc == CURLE_OK) curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, status);
+    return cc;
+}
+
+/* One request: method POST when post_body is non-NULL, else GET. URLs that
+ * give no answer are skipped for the next (registration and lookups are
+ * idempotent). Returns the HTTP status (the parsed body in *out, or NULL),
+ * or -1 with errstr when no URL answered. */
+static long request(producer_registry *r, const char *path, const char *post_body, json_t **out,
+                    char *errstr, size_t errstr_size) {
+    body b = {0};
     long status = -1;
-    if (cc != CURLE_OK)
-        snprintf(errstr, errstr_size, "schema registry %s: %s", r->shown, curl_easy_strerror(cc));
-    else
-        curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &status);
-    *out = b.data ? json_loadb(b.data, b.len, 0, NULL) : NULL;
+    for (size_t k = 0; k < r->n_urls && status < 0; k++) {
+        size_t i = (r->cur + k) % r->n_urls;
+        b.len = 0;
+        CURLcode cc = perform(r, i, path, post_body, &b, &status);
+        if (cc == CURLE_OK)
+            r->cur = i;
+        else
+            snprintf(errstr, errstr_size, "schema registry %s: %s", r->shown[i],
+                     curl_easy_strerror(cc));
+    }
+    *out = status > 0 && b.data ? json_loadb(b.data, b.len, 0, NULL) : NULL;
     free(b.data);
     return status;
 }
@@ -200,7 +249,7 @@ static void http_error(const producer_registry *r, long status, const json_t *j,
                        size_t errstr_size) {
     const char *msg = json_string_value(json_object_get(j, "message"));
     long long code = json_integer_value(json_object_get(j, "error_code"));
-    snprintf(errstr, errstr_size, "schema registry %s: HTTP %ld%s%s", r->shown, status,
+    snprintf(errstr, errstr_size, "schema registry %s: HTTP %ld%s%s", r->shown[r->cur], status,
              msg ? ": " : "", msg ? msg : "");
     if (code) {
         size_t n = strlen(errstr);
@@ -224,7 +273,7 @@ static int id_of(const producer_registry *r, const json_t *j, int32_t *id, char 
     json_t *v = json_object_get(j, "id");
     if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > INT32_MAX)
         return snprintf(errstr, errstr_size, "schema registry %s: answer without a valid id",
-                        r->shown),
+                        r->shown[r->cur]),
                -1;
     *id = (int32_t)json_integer_value(v);
     return 0;
@@ -271,7 +320,7 @@ int producer_registry_schema_by_id(producer_registry *r, int32_t id, char **json
         rc = 1;
     } else if (status == 200) {
         snprintf(errstr, errstr_size, "schema registry %s: id %d is %s, not an Avro schema",
-                 r->shown, (int)id, type ? type : "an answer without a schema");
+                 r->shown[r->cur], (int)id, type ? type : "an answer without a schema");
         rc = 0;
     } else if (status > 0) {
         http_error(r, status, resp, errstr, errstr_size);

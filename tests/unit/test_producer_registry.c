@@ -205,6 +205,31 @@ static void test_basic_auth_and_no_leaks(void **state) {
     fixture_stop(&f);
 }
 
+/* Several URLs: one that refuses is skipped for the next, and the client
+ * stays with the one that answered. */
+static void test_failover(void **state) {
+    fixture f;
+    fixture_start(&f, NULL);
+    int s = socket(AF_INET, SOCK_STREAM, 0); /* a port nobody listens on */
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
+    getsockname(s, (struct sockaddr *)&a, &len);
+    char urls[160], err[512], *json = NULL;
+    snprintf(urls, sizeof(urls), "http://127.0.0.1:%d/, %s", ntohs(a.sin_port), f.url);
+    producer_registry *r = client(urls, NULL, NULL);
+    assert_non_null(strstr(producer_registry_url(r), ","));
+    int32_t id;
+    assert_int_equal(producer_registry_subject_id(r, "t-value", schema_a, &id, err, 512), 0);
+    assert_int_equal(producer_registry_schema_by_id(r, id, &json, err, sizeof(err)), 1);
+    free(json);
+    producer_registry_free(r);
+    close(s);
+    fixture_stop(&f);
+    assert_null(producer_registry_new("http://a:1,ftp://b", NULL, err, sizeof(err)));
+    assert_null(producer_registry_new(" , ", NULL, err, sizeof(err)));
+}
+
 static void test_bad_settings(void **state) {
     producer_kconf *kc = producer_kconf_new();
     char err[256];
@@ -295,6 +320,7 @@ int main(void) {
         cmocka_unit_test(test_server_errors_are_retryable),
         cmocka_unit_test(test_silent_server_times_out),
         cmocka_unit_test(test_basic_auth_and_no_leaks),
+        cmocka_unit_test(test_failover),
         cmocka_unit_test(test_bad_settings),
         cmocka_unit_test(test_decoder_fetches_evolved_schema),
     };
