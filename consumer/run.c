@@ -95,11 +95,32 @@ static int open_ab(run_ctx *c, char *errstr, size_t errsz) {
     return ab_finish(&c->ab_local, cfg->blend.n, errstr, errsz);
 }
 
-/* The Schema Registry, when configured: the decoder asks it for writer
- * schemas of unknown ids, and avro-framed outputs get the id of our
- * Recommendations schema under TopicNameStrategy ("<topic>-value"). */
-static int open_registry(run_ctx *c, const producer_kconf *kc, char *errstr, size_t errsz) {
+/* The id of our Recommendations schema under "<output topic>-value"
+ * (TopicNameStrategy), which frames every output. */
+static int register_output(run_ctx *c, char *errstr, size_t errsz) {
     run_config *cfg = &c->cfg_copy;
+    char *subject = util_malloc(strlen(cfg->output_topic) + 16), why[512];
+    sprintf(subject, "%s" PRODUCER_REGISTRY_SUBJECT_SUFFIX, cfg->output_topic);
+    int32_t id;
+    int rc = producer_registry_subject_id(c->registry, subject, codec_schema_recommendations(), &id,
+                                          why, sizeof(why));
+    if (rc) {
+        snprintf(errstr, errsz, "output schema under %s: %s", subject, why);
+    } else {
+        if (cfg->schema_id && cfg->schema_id != id)
+            log_warn("run: --schema-id %d ignored: the registry has id %d for %s",
+                     (int)cfg->schema_id, (int)id, subject);
+        log_info("run: outputs framed with schema id %d (%s)", (int)id, subject);
+        cfg->schema_id = id;
+    }
+    free(subject);
+    return rc;
+}
+
+/* The Schema Registry, when configured: the decoder asks it for writer
+ * schemas of unknown ids, and avro-framed outputs carry its id for ours. */
+static int open_registry(run_ctx *c, const producer_kconf *kc, char *errstr, size_t errsz) {
+    const run_config *cfg = c->cfg;
     const char *url =
         cfg->schema_registry ? cfg->schema_registry : producer_kconf_get(kc, "schema.registry.url");
     if (!url) return 0;
@@ -108,20 +129,7 @@ static int open_registry(run_ctx *c, const producer_kconf *kc, char *errstr, siz
     codec_decoder_set_fetcher(c->dec, producer_registry_fetch_cb, c->registry);
     log_info("run: schema registry %s", producer_registry_url(c->registry));
     if (cfg->output_format != CODEC_FORMAT_AVRO_FRAMED) return 0;
-    char *subject = util_malloc(strlen(cfg->output_topic) + 16), why[512];
-    sprintf(subject, "%s" PRODUCER_REGISTRY_SUBJECT_SUFFIX, cfg->output_topic);
-    int32_t id;
-    int rc = producer_registry_subject_id(c->registry, subject, codec_schema_recommendations(), &id,
-                                          why, sizeof(why));
-    if (rc)
-        snprintf(errstr, errsz, "output schema under %s: %s", subject, why);
-    else if (cfg->schema_id && cfg->schema_id != id)
-        log_warn("run: --schema-id %d ignored: the registry has id %d for %s", (int)cfg->schema_id,
-                 (int)id, subject);
-    if (!rc) log_info("run: outputs framed with schema id %d (%s)", (int)id, subject);
-    if (!rc) cfg->schema_id = id;
-    free(subject);
-    return rc;
+    return register_output(c, errstr, errsz);
 }
 
 static int open_metrics(run_ctx *c, char *errstr, size_t errsz) {
