@@ -1,6 +1,7 @@
 /* The processor's settings: defaults, and the one option table that `run`,
  * `demo` and `bench` share, so the three commands accept the same flags with
  * the same bounds and the same meaning. */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -118,6 +119,12 @@ size_t run_cli_opts(run_cli *rc, util_opt *out, size_t cap) {
     return n;
 }
 
+/* 1 when s is an IPv4 or IPv6 address (what the metrics server can bind). */
+static int is_ip(const char *s) {
+    unsigned char addr[16];
+    return inet_pton(AF_INET, s, addr) == 1 || inet_pton(AF_INET6, s, addr) == 1;
+}
+
 static int parse_blend(const char *s) {
     static const char *names[] = {"interleave", "weighted", "online",
                                   "offline",    "popular",  "rerank"};
@@ -156,6 +163,9 @@ int run_cli_finish(run_cli *rc, const util_cli *cli) {
     }
     if (rc->half_life_ms <= 0) return util_cli_error(cli, "--half-life: must be positive");
     if (c->batch_timeout_ms <= 0) return util_cli_error(cli, "--batch-timeout: must be positive");
+    if (c->metrics_bind && !is_ip(c->metrics_bind))
+        return util_cli_error(cli,
+                              "--metrics-bind: expected an IP address such as 127.0.0.1 or ::");
     if (!c->schema_registry)
         c->schema_registry = producer_kconf_get(rc->kconf, "schema.registry.url");
     if (fmt == CODEC_FORMAT_AVRO_FRAMED && !rc->schema_id && !c->schema_registry)
