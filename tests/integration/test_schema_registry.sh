@@ -168,6 +168,11 @@ kill -TERM "$RUN"
 rc=0
 wait "$RUN" || rc=$?
 [ "$rc" -eq 0 ] || fail "run exited $rc after SIGTERM"
+# the evolved event's fields, as the processor stored them
+"$RECSTREAM" inspect user u1 --state-dir "$T/state" --json >"$T/u1.json" 2>/dev/null ||
+  fail "inspect user u1"
+jq -e '.events == [{"item": "i12", "type": "LIKE", "ts": 1700000200000}]' "$T/u1.json" >/dev/null ||
+  fail "u1's stored event is not the evolved one: $(head -c 300 "$T/u1.json")"
 for s in "$SASL_PW" "s3cret-sr-pw"; do
   ! grep -q "$s" "$T/run.err" "$T/metrics.txt" || fail "secret '$s' leaked into the log or /metrics"
 done
