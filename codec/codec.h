@@ -58,6 +58,7 @@ typedef enum {
     CODEC_ERR_UNKNOWN_TYPE,   /* event type not LISTEN/VIEW/LIKE */
     CODEC_ERR_BAD_VALUE,      /* negative duration, NaN weight, ... */
     CODEC_ERR_SCHEMA,         /* framed with a schema id that cannot be resolved */
+    CODEC_ERR_SCHEMA_UNAVAILABLE, /* the writer schema could not be fetched (registry down) */
     CODEC_ERR__COUNT
 } codec_err;
 
@@ -80,12 +81,21 @@ const char *codec_schema_offline_list(void);
  * an id length of 5 or 16 is the byte '\n' or ' ' (docs/formats.md). */
 typedef struct codec_decoder codec_decoder;
 
-/* Called for a framed message whose schema id the decoder has not seen. It
- * returns the writer schema's JSON (malloc'd, the decoder frees it) or NULL
- * when unknown. Without a fetcher, or when it returns NULL, unknown ids are
- * read with the reader schema itself (the common case: producer and
- * processor share schemas/user_event.avsc). */
-typedef char *(*codec_schema_fetch_cb)(int32_t schema_id, void *opaque);
+/* Called for a framed message whose schema id the decoder has not seen (the
+ * Schema Registry client). Returns:
+ *   1  found: *json_out is the writer schema (malloc'd, the decoder frees it);
+ *   0  the id is unknown where the fetcher looked (errstr says so): the
+ *      message fails with CODEC_ERR_SCHEMA, the id is asked again after 30 s;
+ *  -1  the fetcher could not ask (timeout, refused, HTTP 5xx; errstr): the
+ *      message fails with CODEC_ERR_SCHEMA_UNAVAILABLE, asked again after
+ *      CODEC_FETCH_RETRY_FAILED_MS, so an outage costs one timeout per period
+ *      rather than one per message.
+ * Without a fetcher, unknown ids are read with the reader schema itself (the
+ * common case: producer and processor share schemas/user_event.avsc). */
+typedef int (*codec_schema_fetch_cb)(int32_t schema_id, void *opaque, char **json_out,
+                                     char *errstr, size_t errstr_size);
+#define CODEC_FETCH_RETRY_UNKNOWN_MS 30000
+#define CODEC_FETCH_RETRY_FAILED_MS 5000
 
 codec_decoder *codec_decoder_new(void);
 void codec_decoder_free(codec_decoder *dec);

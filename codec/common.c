@@ -26,6 +26,7 @@ static const char *err_reasons[CODEC_ERR__COUNT] = {
     [CODEC_ERR_UNKNOWN_TYPE] = "unknown_type",
     [CODEC_ERR_BAD_VALUE] = "bad_value",
     [CODEC_ERR_SCHEMA] = "schema",
+    [CODEC_ERR_SCHEMA_UNAVAILABLE] = "schema_unavailable",
 };
 
 const char *codec_err_reason(codec_err err) {

@@ -7,19 +7,16 @@
 #include "util.h"
 
 #include <avro.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* A fetcher that returned NULL is asked again after this long, so that a
- * registry that was down does not pin an id to our schema forever, yet a
- * stream of such messages does not cost one request each. */
-#define FETCH_RETRY_MS 30000
 
 typedef struct writer_entry {
     int32_t id;
     codec_resolver *res; /* NULL: read with our own schema */
-    int64_t retry_at;    /* > 0: fetch again after this time (fetcher said NULL) */
-    char *error;         /* the registry's schema for this id does not resolve */
+    int64_t retry_at;    /* > 0: ask the fetcher again after this time */
+    char *error;         /* why messages with this id fail, or NULL */
+    codec_err err;       /* CODEC_ERR_SCHEMA or CODEC_ERR_SCHEMA_UNAVAILABLE */
 } writer_entry;
 
 struct codec_decoder {
@@ -28,6 +25,11 @@ struct codec_decoder {
     size_t n_writers, cap_writers;
     codec_schema_fetch_cb fetch;
     void *fetch_opaque;
+    /* After the fetcher could not ask (-1), no id is asked for until then:
+     * a stream of many new ids during an outage must not cost one timeout
+     * each. */
+    int64_t fetch_down_until;
+    char *fetch_down_error;
 };
 
 codec_decoder *codec_decoder_new(void) {
@@ -48,6 +50,7 @@ void codec_decoder_free(codec_decoder *dec) {
         free(dec->writers[i].error);
     }
     free(dec->writers);
+    free(dec->fetch_down_error);
     avro_schema_decref(dec->reader);
     free(dec);
 }
@@ -107,23 +110,57 @@ static writer_entry *learn_writer(codec_decoder *dec, int32_t id, const char *js
         return find_writer(dec, id);
     writer_entry *w = put_writer(dec, id);
     w->error = util_strdup(errstr);
+    w->err = CODEC_ERR_SCHEMA;
+    return w;
+}
+
+/* The fetcher's answer for id (1, 0, -1 as codec_schema_fetch_cb), or -1
+ * without asking while an earlier "could not ask" is fresh. */
+static int ask_fetcher(codec_decoder *dec, int32_t id, char **json, char *errstr,
+                       size_t errstr_size) {
+    int64_t now = util_now_ms();
+    if (now < dec->fetch_down_until)
+        return snprintf(errstr, errstr_size, "%s", dec->fetch_down_error), -1;
+    int found = dec->fetch(id, dec->fetch_opaque, json, errstr, errstr_size);
+    if (found == -1) {
+        dec->fetch_down_until = now + CODEC_FETCH_RETRY_FAILED_MS;
+        free(dec->fetch_down_error);
+        dec->fetch_down_error = util_strdup(errstr);
+    }
+    return found;
+}
+
+/* Asks for id and records the outcome. A failed answer is kept until
+ * retry_at so that a stream of such messages costs one request per period,
+ * not one each. */
+static writer_entry *fetch_writer(codec_decoder *dec, int32_t id) {
+    char *json = NULL, errstr[256] = "";
+    int found = ask_fetcher(dec, id, &json, errstr, sizeof(errstr));
+    if (found == 1 && json) {
+        writer_entry *w = learn_writer(dec, id, json);
+        free(json);
+        return w;
+    }
+    free(json);
+    writer_entry *w = put_writer(dec, id);
+    w->error = util_strdup(errstr[0] ? errstr : "no writer schema for this id");
+    w->err = found == 0 ? CODEC_ERR_SCHEMA : CODEC_ERR_SCHEMA_UNAVAILABLE;
+    w->retry_at = found == 0 ? util_now_ms() + CODEC_FETCH_RETRY_UNKNOWN_MS : dec->fetch_down_until;
     return w;
 }
 
 /* Finds or learns the writer for id; NULL with *err set when unusable. A
- * schema that does not resolve is remembered: ids never change meaning in a
- * registry, and asking again for every message would flood it. */
+ * schema that does not resolve is remembered for good: ids never change
+ * meaning in a registry, and asking again for every message would flood it.
+ * Without a fetcher an unknown id is read with our own schema. */
 static writer_entry *writer_for(codec_decoder *dec, int32_t id, codec_err *err, char *detail,
                                 size_t detail_size) {
     writer_entry *w = find_writer(dec, id);
-    if (!w || (w->retry_at && dec->fetch && util_now_ms() >= w->retry_at)) {
-        char *json = dec->fetch ? dec->fetch(id, dec->fetch_opaque) : NULL;
-        w = json ? learn_writer(dec, id, json) : put_writer(dec, id);
-        if (!json) w->retry_at = dec->fetch ? util_now_ms() + FETCH_RETRY_MS : 0;
-        free(json);
-    }
+    if (!w && !dec->fetch) w = put_writer(dec, id);
+    if (!w || (w->retry_at && dec->fetch && util_now_ms() >= w->retry_at))
+        w = fetch_writer(dec, id);
     if (!w->error) return w;
-    *err = codec_fail(CODEC_ERR_SCHEMA, detail, detail_size, "schema id %d: %s", (int)id, w->error);
+    *err = codec_fail(w->err, detail, detail_size, "schema id %d: %s", (int)id, w->error);
     return NULL;
 }
 

@@ -95,15 +95,53 @@ static int open_ab(run_ctx *c, char *errstr, size_t errsz) {
     return ab_finish(&c->ab_local, cfg->blend.n, errstr, errsz);
 }
 
+/* The id of our Recommendations schema under "<output topic>-value"
+ * (TopicNameStrategy), which frames every output. */
+static int register_output(run_ctx *c, char *errstr, size_t errsz) {
+    run_config *cfg = &c->cfg_copy;
+    char *subject = util_malloc(strlen(cfg->output_topic) + 16), why[512];
+    sprintf(subject, "%s" PRODUCER_REGISTRY_SUBJECT_SUFFIX, cfg->output_topic);
+    int32_t id;
+    int rc = producer_registry_subject_id(c->registry, subject, codec_schema_recommendations(), &id,
+                                          why, sizeof(why));
+    if (rc) {
+        snprintf(errstr, errsz, "output schema under %s: %s", subject, why);
+    } else {
+        if (cfg->schema_id && cfg->schema_id != id)
+            log_warn("run: --schema-id %d ignored: the registry has id %d for %s",
+                     (int)cfg->schema_id, (int)id, subject);
+        log_info("run: outputs framed with schema id %d (%s)", (int)id, subject);
+        cfg->schema_id = id;
+    }
+    free(subject);
+    return rc;
+}
+
+/* The Schema Registry, when configured: the decoder asks it for writer
+ * schemas of unknown ids, and avro-framed outputs carry its id for ours. */
+static int open_registry(run_ctx *c, const producer_kconf *kc, char *errstr, size_t errsz) {
+    const run_config *cfg = c->cfg;
+    const char *url =
+        cfg->schema_registry ? cfg->schema_registry : producer_kconf_get(kc, "schema.registry.url");
+    if (!url) return 0;
+    c->registry = producer_registry_new(url, kc, errstr, errsz);
+    if (!c->registry) return -1;
+    codec_decoder_set_fetcher(c->dec, producer_registry_fetch_cb, c->registry);
+    log_info("run: schema registry %s", producer_registry_url(c->registry));
+    if (cfg->output_format != CODEC_FORMAT_AVRO_FRAMED) return 0;
+    return register_output(c, errstr, errsz);
+}
+
 static int open_metrics(run_ctx *c, char *errstr, size_t errsz) {
     const char *names[AB_MAX_VARIANTS];
     ab_variant_names(c->ab, names);
     c->m = c->cfg->metrics;
     if (!c->m) c->m = c->own_metrics = metrics_new(names, c->ab->n);
     if (c->cfg->metrics_port <= 0) return 0;
-    c->http = metrics_http_start(c->m, c->cfg->metrics_port, NULL, errstr, errsz);
+    const char *bind = c->cfg->metrics_bind ? c->cfg->metrics_bind : "127.0.0.1";
+    c->http = metrics_http_start(c->m, c->cfg->metrics_port, bind, errstr, errsz);
     if (!c->http) return -1;
-    log_info("run: metrics on http://127.0.0.1:%d/metrics", metrics_http_port(c->http));
+    log_info("run: metrics on http://%s:%d/metrics", bind, metrics_http_port(c->http));
     return 0;
 }
 
@@ -120,6 +158,7 @@ static int open_all(run_ctx *c, const producer_kconf *kc, char *errstr, size_t e
                          errsz);
     if (!c->rl) return -1;
     c->dec = codec_decoder_new();
+    if (open_registry(c, kc, errstr, errsz)) return -1;
     run_recs_init(&c->recs);
     size_t n = (size_t)cfg->batch_size;
     c->msgs = util_calloc(n, sizeof(*c->msgs));
@@ -151,6 +190,7 @@ static void close_all(run_ctx *c) {
     }
     if (c->store) state_close(c->store);
     if (c->dec) codec_decoder_free(c->dec);
+    producer_registry_free(c->registry);
     run_recs_free(&c->recs);
     free(c->msgs);
     free(c->events);
@@ -238,10 +278,12 @@ static void loop(run_ctx *c) {
 int run_processor(const run_config *cfg, volatile sig_atomic_t *stop, run_stats *stats_out,
                   char *errstr, size_t errstr_size) {
     run_ctx *c = util_calloc(1, sizeof(*c));
-    c->cfg = cfg;
+    c->cfg_copy = *cfg;
+    c->cfg = &c->cfg_copy;
     c->stop = stop;
     producer_kconf *own = cfg->kconf ? NULL : producer_kconf_new();
     const producer_kconf *kc = cfg->kconf ? cfg->kconf : own;
+    producer_kconf_log(kc, "client");
     int rc = open_all(c, kc, errstr, errstr_size), started = rc == 0;
     if (started) {
         log_info("run: consuming %s as group %s; output %s, dead letters %s", cfg->events_topic,

@@ -42,12 +42,12 @@ typedef struct run_stats {
     uint64_t rebalances;        /* assignments and revocations handled */
     /* Where the loop thread's time goes (monotonic ns, all batches incl.
      * rolled-back ones), for `recstream bench`'s cost split. */
-    uint64_t ns_decode;  /* decoding messages, dead letters */
-    uint64_t ns_state;   /* multi-get, record updates, the write batch */
-    uint64_t ns_scoring; /* online scores, blend, encoding the list */
-    uint64_t ns_produce; /* handing records to the producer */
-    uint64_t ns_wait;    /* waiting for the batch's acknowledgements */
-    char model_version[64];     /* in use at the last batch */
+    uint64_t ns_decode;     /* decoding messages, dead letters */
+    uint64_t ns_state;      /* multi-get, record updates, the write batch */
+    uint64_t ns_scoring;    /* online scores, blend, encoding the list */
+    uint64_t ns_produce;    /* handing records to the producer */
+    uint64_t ns_wait;       /* waiting for the batch's acknowledgements */
+    char model_version[64]; /* in use at the last batch */
     char offline_version[64];
 } run_stats;
 
@@ -68,7 +68,12 @@ typedef struct run_config {
     const char *offset_reset;   /* partitions the store never saw: "earliest" (default)
                                    or "latest" */
     codec_format output_format; /* default JSON */
-    int32_t schema_id;          /* for CODEC_FORMAT_AVRO_FRAMED */
+    int32_t schema_id;          /* for CODEC_FORMAT_AVRO_FRAMED without a registry */
+    /* Schema Registry base URL, or NULL (then -X schema.registry.url, if
+     * set). With one, framed inputs of unknown ids are decoded with the
+     * writer schema fetched from it, and avro-framed outputs carry the id of
+     * the Recommendations schema under "<output_topic>-value". */
+    const char *schema_registry;
     uint32_t history;           /* H: events kept per user, default 50 */
     model_online_params online; /* k, half-life, type weights, include_seen */
     model_blend_params blend;   /* strategy, weights, n (used when ab is NULL) */
@@ -78,6 +83,7 @@ typedef struct run_config {
      * or NULL: run_processor makes its own. */
     metrics *metrics;
     int metrics_port;         /* HTTP metrics/health port; 0 = off */
+    const char *metrics_bind; /* address to listen on; NULL = 127.0.0.1 */
     int64_t retry_backoff_ms; /* wait before re-reading a failed batch, default 1000 */
     /* librdkafka settings (-X, -c) for the consumer and the output producer;
      * never modified or freed by run_processor. NULL: defaults. */

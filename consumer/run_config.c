@@ -1,6 +1,7 @@
 /* The processor's settings: defaults, and the one option table that `run`,
  * `demo` and `bench` share, so the three commands accept the same flags with
  * the same bounds and the same meaning. */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -73,7 +74,11 @@ size_t run_cli_opts(run_cli *rc, util_opt *out, size_t cap) {
         D("reload-interval", &c->reload_interval_ms,
           "how often to check model/offline files for changes (default 5s; 0 = never)"),
         S("output-format", &rc->format, "FMT", "json | avro | avro-framed (default json)"),
-        I("schema-id", &rc->schema_id, 0, INT32_MAX, "Schema Registry id for avro-framed output"),
+        I("schema-id", &rc->schema_id, 0, INT32_MAX,
+          "schema id for avro-framed output without --schema-registry"),
+        S("schema-registry", &c->schema_registry, "URL",
+          "Schema Registry (http[s]://host:8081): registers the output schema, fetches writer "
+          "schemas of framed inputs"),
         I("history", &rc->history, 1, 10000, "events kept per user (default 50)"),
         I("neighbours", &rc->neighbours, 1, 10000, "neighbours per event item (default 50)"),
         D("half-life", &rc->half_life_ms, "decay half-life of an event's weight (default 1d)"),
@@ -101,7 +106,9 @@ size_t run_cli_opts(run_cli *rc, util_opt *out, size_t cap) {
         {"experiment-salt", 0, UTIL_OPT_FUNC, &rc->ab, 0, 0, 0, 0, ab_opt_salt, "SALT",
          "salt of the stable user-to-variant assignment"},
         I("metrics-port", &rc->metrics_port, 0, 65535,
-          "HTTP /metrics, /healthz, /readyz (0 = off)"),
+          "HTTP /metrics, /healthz, /readyz (0 = off, the default)"),
+        S("metrics-bind", &c->metrics_bind, "ADDR",
+          "address of the metrics endpoint (default 127.0.0.1; 0.0.0.0 in a container)"),
         {"X", 'X', UTIL_OPT_FUNC, rc->kconf, 0, 0, 0, 0, producer_kconf_opt, "KEY=VALUE",
          "librdkafka property (repeatable); -X list, -X dump"},
         S("log-level", &rc->log_level, "LEVEL", "error | warn | info | debug (default info)"),
@@ -110,6 +117,12 @@ size_t run_cli_opts(run_cli *rc, util_opt *out, size_t cap) {
     if (n > cap) n = cap;
     memcpy(out, opts, n * sizeof(*opts));
     return n;
+}
+
+/* 1 when s is an IPv4 or IPv6 address (what the metrics server can bind). */
+static int is_ip(const char *s) {
+    unsigned char addr[16];
+    return inet_pton(AF_INET, s, addr) == 1 || inet_pton(AF_INET6, s, addr) == 1;
 }
 
 static int parse_blend(const char *s) {
@@ -150,8 +163,14 @@ int run_cli_finish(run_cli *rc, const util_cli *cli) {
     }
     if (rc->half_life_ms <= 0) return util_cli_error(cli, "--half-life: must be positive");
     if (c->batch_timeout_ms <= 0) return util_cli_error(cli, "--batch-timeout: must be positive");
-    if (fmt == CODEC_FORMAT_AVRO_FRAMED && !rc->schema_id)
-        return util_cli_error(cli, "--output-format avro-framed needs --schema-id");
+    if (c->metrics_bind && !is_ip(c->metrics_bind))
+        return util_cli_error(cli,
+                              "--metrics-bind: expected an IP address such as 127.0.0.1 or ::");
+    if (!c->schema_registry)
+        c->schema_registry = producer_kconf_get(rc->kconf, "schema.registry.url");
+    if (fmt == CODEC_FORMAT_AVRO_FRAMED && !rc->schema_id && !c->schema_registry)
+        return util_cli_error(cli,
+                              "--output-format avro-framed needs --schema-registry or --schema-id");
     c->output_format = (codec_format)fmt;
     c->schema_id = (int32_t)rc->schema_id;
     c->blend.strategy = (model_blend_strategy)blend;

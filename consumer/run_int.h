@@ -48,7 +48,9 @@ typedef struct run_recs {
 } run_recs;
 
 typedef struct run_ctx {
-    const run_config *cfg;
+    const run_config *cfg;       /* &cfg_copy */
+    run_config cfg_copy;         /* the caller's, with the registry's output schema id */
+    producer_registry *registry; /* NULL without a Schema Registry */
     volatile sig_atomic_t *stop;
     rd_kafka_t *rk; /* the consumer */
     producer_out *out;

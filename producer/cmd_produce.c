@@ -31,7 +31,7 @@ static void install_signals(void) {
 
 typedef struct produce_cfg {
     const char *brokers, *topic, *format, *columns, *ts_unit, *default_type, *output_format;
-    const char *log_level;
+    const char *log_level, *schema_registry;
     int header, strict;
     int64_t synthetic, users, items, clusters, seed, schema_id, partitions;
     int64_t start_ms, mean_gap_ms, progress_ms, flush_ms;
@@ -107,8 +107,11 @@ static int resolve(const util_cli *cli, const produce_cfg *c, int n_pos, produce
                               c->output_format),
                -1;
     p->out_format = (codec_format)f;
-    if (p->out_format == CODEC_FORMAT_AVRO_FRAMED && c->schema_id == UNSET)
-        return util_cli_error(cli, "--output-format avro-framed needs --schema-id"), -1;
+    if (p->out_format == CODEC_FORMAT_AVRO_FRAMED && c->schema_id == UNSET && !c->schema_registry &&
+        !producer_kconf_get(c->kc, "schema.registry.url"))
+        return util_cli_error(cli, "--output-format avro-framed needs --schema-registry or "
+                                   "--schema-id"),
+               -1;
     return set_log_level(cli, c->log_level);
 }
 
@@ -289,9 +292,34 @@ static int finish(run *r, int source_failed) {
     return source_failed || left > 0 || st.failed || r->send_errors ? 1 : 0;
 }
 
+/* With a registry and framed output: the id of our UserEvent schema under
+ * "<topic>-value" (registered, or looked up with auto.register=false). */
+static int registry_schema_id(produce_cfg *c, const produce_plan *plan) {
+    const char *url =
+        c->schema_registry ? c->schema_registry : producer_kconf_get(c->kc, "schema.registry.url");
+    if (!url || plan->out_format != CODEC_FORMAT_AVRO_FRAMED) return 0;
+    char err[512], *subject = util_malloc(strlen(c->topic) + 16);
+    sprintf(subject, "%s" PRODUCER_REGISTRY_SUBJECT_SUFFIX, c->topic);
+    producer_registry *r = producer_registry_new(url, c->kc, err, sizeof(err));
+    int32_t id;
+    int rc = r ? producer_registry_subject_id(r, subject, codec_schema_user_event(), &id, err,
+                                              sizeof(err))
+               : -1;
+    if (rc)
+        log_error("schema registry, subject %s: %s", subject, err);
+    else
+        log_info("framing with schema id %d (%s at %s)", (int)id, subject,
+                 producer_registry_url(r));
+    if (!rc) c->schema_id = id;
+    producer_registry_free(r);
+    free(subject);
+    return rc;
+}
+
 static int produce(produce_cfg *c, const produce_plan *plan, char **paths, int n_paths) {
     char err[512];
     producer_broker *broker = NULL;
+    if (registry_schema_id(c, plan)) return 1;
     if (!c->brokers) {
         const char *topics[] = {c->topic};
         if (!(broker = producer_broker_start((int)c->partitions, topics, 1, err, sizeof(err))))
@@ -383,7 +411,10 @@ int producer_cmd_produce(int argc, char **argv) {
         {"output-format", 'o', UTIL_OPT_STRING, &c.output_format, .arg = "FMT",
          .help = "json (default), avro or avro-framed"},
         {"schema-id", 0, UTIL_OPT_INT, &c.schema_id, 0, INT32_MAX, .arg = "ID",
-         .help = "Schema Registry id for avro-framed"},
+         .help = "schema id for avro-framed without --schema-registry"},
+        {"schema-registry", 0, UTIL_OPT_STRING, &c.schema_registry, .arg = "URL",
+         .help = "Schema Registry: avro-framed uses the id of the UserEvent schema under "
+                 "TOPIC-value (registered if new)"},
         {"rate", 'r', UTIL_OPT_DOUBLE, &c.rate, .dmin = 0, .dmax = 1e9, .arg = "EV/S",
          .help = "events per second (0: as fast as possible)"},
         {"partitions", 0, UTIL_OPT_INT, &c.partitions, 1, 10000, .arg = "N",

@@ -58,6 +58,8 @@ static void store(producer_kconf *kc, const char *key, const char *value) {
 int producer_kconf_set(producer_kconf *kc, const char *key, const char *value, char *errstr,
                        size_t errstr_size) {
     if (!*key) return snprintf(errstr, errstr_size, "empty librdkafka property name"), -1;
+    if (is_sr_key(key) && !producer_registry_key_known(key))
+        return snprintf(errstr, errstr_size, "%s: unknown Schema Registry setting", key), -1;
     if (!is_sr_key(key)) {
         char why[512];
         if (rd_kafka_conf_set(kc->scratch, key, value, why, sizeof(why)) != RD_KAFKA_CONF_OK)
@@ -94,14 +96,25 @@ const char *producer_kconf_get(const producer_kconf *kc, const char *key) {
     return NULL;
 }
 
-static const char *shown(const char *key, const char *value) {
-    return util_is_secret_key(key) ? "[redacted]" : value;
+/* The value as it may be printed: "[redacted]" for secret keys, and a URL's
+ * user part (https://user:pw@host) replaced, whatever the key. buf holds the
+ * rewritten URL. */
+static const char *shown(const char *key, const char *value, char *buf, size_t size) {
+    if (util_is_secret_key(key)) return "[redacted]";
+    const char *scheme = strstr(value, "://");
+    const char *host = scheme ? scheme + 3 : NULL, *at = host ? strchr(host, '@') : NULL;
+    const char *slash = host ? strchr(host, '/') : NULL;
+    if (!at || (slash && slash < at)) return value;
+    snprintf(buf, size, "%.*s[redacted]%s", (int)(host - value), value, at);
+    return buf;
 }
 
 /* Prints a librdkafka key/value dump array, secrets redacted. */
 static void print_dump(FILE *out, const char **arr, size_t cnt) {
+    char buf[1024];
     for (size_t i = 0; i + 1 < cnt; i += 2)
-        fprintf(out, "%s = %s\n", arr[i], shown(arr[i], arr[i + 1] ? arr[i + 1] : ""));
+        fprintf(out, "%s = %s\n", arr[i],
+                shown(arr[i], arr[i + 1] ? arr[i + 1] : "", buf, sizeof(buf)));
 }
 
 int producer_kconf_show(const producer_kconf *kc, FILE *out) {
@@ -110,7 +123,7 @@ int producer_kconf_show(const producer_kconf *kc, FILE *out) {
         return 1;
     }
     if (kc->show != SHOW_DUMP) return 0;
-    char err[512];
+    char err[512], buf[1024];
     rd_kafka_conf_t *conf = producer_kconf_build(kc, NULL, err, sizeof(err));
     if (!conf) {
         fprintf(out, "# %s\n", err);
@@ -130,7 +143,8 @@ int producer_kconf_show(const producer_kconf *kc, FILE *out) {
     }
     for (size_t i = 0; i < kc->n; i++)
         if (is_sr_key(kc->keys[i]))
-            fprintf(out, "%s = %s\n", kc->keys[i], shown(kc->keys[i], kc->vals[i]));
+            fprintf(out, "%s = %s\n", kc->keys[i],
+                    shown(kc->keys[i], kc->vals[i], buf, sizeof(buf)));
     rd_kafka_conf_destroy(conf);
     return 1;
 }
@@ -178,11 +192,11 @@ rd_kafka_conf_t *producer_kconf_build(const producer_kconf *kc, const char *brok
 }
 
 void producer_kconf_log(const producer_kconf *kc, const char *what) {
-    char line[1536];
+    char line[1536], buf[1024];
     size_t off = 0;
     line[0] = 0;
     for (size_t i = 0; i < kc->n && off < sizeof(line); i++)
         off += (size_t)snprintf(line + off, sizeof(line) - off, "%s%s=%s", i ? ", " : "",
-                                kc->keys[i], shown(kc->keys[i], kc->vals[i]));
+                                kc->keys[i], shown(kc->keys[i], kc->vals[i], buf, sizeof(buf)));
     log_info("kafka %s settings: %s", what, kc->n ? line : "(librdkafka defaults)");
 }

@@ -11,6 +11,9 @@
  * - producer_out: the output publisher (keyed produce with the murmur2
  *   partitioner, delivery reports counted and handed back per message,
  *   backpressure on a full queue).
+ * - producer_registry: a Confluent Schema Registry client (libcurl +
+ *   jansson): subject ids for framing outputs, writer schemas by id for
+ *   decoding framed inputs.
  * - producer_cmd_produce: the `recstream produce` command.
  *
  * Errors: functions return -1 (or NULL) and write one line to errstr. */
@@ -50,7 +53,8 @@ int producer_kconf_opt(const char *kv, void *kconf, char *errstr, size_t errstr_
 int producer_kconf_file_key(const char *kv, void *kconf, char *errstr, size_t errstr_size);
 
 /* The value set for key, or NULL. Keys under "schema.registry." are kept
- * here for recstream's Schema Registry client and never go to librdkafka. */
+ * here for recstream's Schema Registry client and never go to librdkafka;
+ * producer_kconf_set refuses those the client does not know. */
 const char *producer_kconf_get(const producer_kconf *kc, const char *key);
 
 /* When -X list (property table) or -X dump (effective configuration, secrets
@@ -140,6 +144,50 @@ rd_kafka_t *producer_out_rk(producer_out *o);
 /* Destroys the client without flushing (flush first); messages still queued
  * are reported to dr as failed (purged). */
 void producer_out_destroy(producer_out *o);
+
+/* ==== Schema Registry client ==== */
+
+typedef struct producer_registry producer_registry;
+
+/* Subject of a topic's values under TopicNameStrategy: "<topic>-value". */
+#define PRODUCER_REGISTRY_SUBJECT_SUFFIX "-value"
+
+/* A client of the registry at url ("http[s]://[user:pass@]host:port", or
+ * several comma-separated: one that gives no answer is skipped for the next,
+ * each with its own timeout). kc
+ * (may be NULL) supplies the schema.registry.* settings:
+ *   basic.auth.user.info (user:password), ssl.ca.location,
+ *   ssl.certificate.location, ssl.key.location, ssl.key.password,
+ *   request.timeout.ms (whole request, default 2000), auto.register
+ *   (default true; false: look the schema up, never register it).
+ * No request is made here. Not thread-safe: one client per thread. Returns
+ * NULL with errstr on a bad URL or setting. */
+producer_registry *producer_registry_new(const char *url, const producer_kconf *kc, char *errstr,
+                                         size_t errstr_size);
+void producer_registry_free(producer_registry *r);
+/* The URL(s) without credentials, for messages. */
+const char *producer_registry_url(const producer_registry *r);
+/* 1 when key is a schema.registry.* setting this client understands. */
+int producer_registry_key_known(const char *key);
+
+/* The id of schema_json under subject: registers it (POST
+ * /subjects/{subject}/versions; an equal schema keeps its id), or with
+ * auto.register=false looks it up (POST /subjects/{subject}). Returns 0, or
+ * -1 with errstr (HTTP status and the registry's message). */
+int producer_registry_subject_id(producer_registry *r, const char *subject, const char *schema_json,
+                                 int32_t *id_out, char *errstr, size_t errstr_size);
+
+/* GET /schemas/ids/{id}. Returns 1 with *json_out (malloc'd), 0 when the
+ * registry does not have it as an Avro schema (404, another schema type),
+ * -1 when no usable answer came (timeout, refused, 5xx, 401/403). The
+ * caller caches: codec's decoder keeps every id it learned. */
+int producer_registry_schema_by_id(producer_registry *r, int32_t id, char **json_out, char *errstr,
+                                   size_t errstr_size);
+
+/* producer_registry_schema_by_id as a codec_schema_fetch_cb (opaque: the
+ * producer_registry), for codec_decoder_set_fetcher. */
+int producer_registry_fetch_cb(int32_t schema_id, void *opaque, char **json_out, char *errstr,
+                               size_t errstr_size);
 
 /* ==== Commands ==== */
 

@@ -191,7 +191,8 @@ int util_kv_file_read(const char *path, util_kv_cb cb, void *opaque, char *errst
 
 int util_is_secret_key(const char *key) {
     static const char *words[] = {"password", "secret", "token", "key.pem",
-                                  "private", "credential", "sasl.jaas"};
+                                  "private", "credential", "sasl.jaas", "user.info",
+                                  "oauthbearer.config"};
     for (size_t i = 0; i < sizeof(words) / sizeof(*words); i++)
         if (strcasestr(key, words[i])) return 1;
     return 0;

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <avro.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -399,17 +400,21 @@ static void test_writer_schema_incompatible(void **state) {
 typedef struct {
     int calls;
     const char *schema;
+    int down; /* answer -1: the registry cannot be reached */
 } fetch_state;
 
-static char *fetch(int32_t id, void *opaque) {
+static int fetch(int32_t id, void *opaque, char **json, char *errstr, size_t errstr_size) {
     fetch_state *fs = opaque;
     fs->calls++;
-    return id == 21 && fs->schema ? strdup(fs->schema) : NULL;
+    if (fs->down) return snprintf(errstr, errstr_size, "registry unreachable"), -1;
+    if (id != 21 || !fs->schema) return snprintf(errstr, errstr_size, "not found"), 0;
+    *json = strdup(fs->schema);
+    return 1;
 }
 
 static void test_fetcher(void **state) {
     codec_decoder *dec = codec_decoder_new();
-    fetch_state fs = {0, writer_v2};
+    fetch_state fs = {0, writer_v2, 0};
     codec_decoder_set_fetcher(dec, fetch, &fs);
     uint8_t body[128], buf[160];
     codec_event ev;
@@ -419,12 +424,12 @@ static void test_fetcher(void **state) {
         assert_int_equal(ev.type, CODEC_EVENT_LISTEN);
     }
     assert_int_equal(fs.calls, 1); /* learned once, then cached */
-    /* an id the registry does not know: read with our schema, asked once per retry period */
+    /* an id the registry does not know is a schema error, asked once per retry period */
     size_t n = avro_event(body, "u", "i", 0, 1);
     body[n++] = 0, body[n++] = 0;
     m = frame(buf, 22, body, n);
-    assert_int_equal(decode(dec, buf, m, &ev), CODEC_OK);
-    assert_int_equal(decode(dec, buf, m, &ev), CODEC_OK);
+    assert_int_equal(decode(dec, buf, m, &ev), CODEC_ERR_SCHEMA);
+    assert_int_equal(decode(dec, buf, m, &ev), CODEC_ERR_SCHEMA);
     assert_int_equal(fs.calls, 2);
     /* a registry answer that does not resolve is a schema error */
     fs.schema = "{\"type\":\"record\",\"name\":\"X\",\"fields\":[]}";
@@ -436,6 +441,51 @@ static void test_fetcher(void **state) {
     assert_int_equal(decode(dec2, buf, m, &ev), CODEC_ERR_SCHEMA);
     assert_int_equal(fs.calls, calls + 1); /* the failure is remembered */
     codec_decoder_free(dec2);
+    codec_decoder_free(dec);
+}
+
+/* Without a fetcher an unknown id is read with our own schema. */
+static void test_no_fetcher(void **state) {
+    codec_decoder *dec = codec_decoder_new();
+    uint8_t body[128], buf[160];
+    codec_event ev;
+    size_t n = avro_event(body, "u", "i", 0, 1);
+    body[n++] = 0, body[n++] = 0;
+    assert_int_equal(decode(dec, buf, frame(buf, 99, body, n), &ev), CODEC_OK);
+    assert_string_equal(ev.user_id, "u");
+    codec_decoder_free(dec);
+}
+
+/* A registry that cannot be reached: the message fails with its own reason
+ * (to the DLQ), the fetcher is not asked again for every message, and once
+ * the registry is back the id resolves. */
+static void test_fetcher_unavailable(void **state) {
+    codec_decoder *dec = codec_decoder_new();
+    fetch_state fs = {0, writer_v2, 1};
+    codec_decoder_set_fetcher(dec, fetch, &fs);
+    uint8_t body[128], buf[160];
+    codec_event ev;
+    char detail[256];
+    size_t m = frame(buf, 21, body, write_v2(body, sizeof(body), "carol", 2, "ios"));
+    assert_int_equal(codec_decode_event(dec, buf, m, &ev, detail, sizeof(detail)),
+                     CODEC_ERR_SCHEMA_UNAVAILABLE);
+    assert_non_null(strstr(detail, "registry unreachable"));
+    assert_string_equal(codec_err_reason(CODEC_ERR_SCHEMA_UNAVAILABLE), "schema_unavailable");
+    assert_int_equal(decode(dec, buf, m, &ev), CODEC_ERR_SCHEMA_UNAVAILABLE);
+    assert_int_equal(fs.calls, 1);
+    /* other new ids during the outage are not asked either: no timeout each */
+    for (int32_t id = 30; id < 40; id++) {
+        size_t k = frame(buf, id, body, write_v2(body, sizeof(body), "dave", 2, "ios"));
+        assert_int_equal(decode(dec, buf, k, &ev), CODEC_ERR_SCHEMA_UNAVAILABLE);
+    }
+    assert_int_equal(fs.calls, 1);
+    m = frame(buf, 21, body, write_v2(body, sizeof(body), "carol", 2, "ios"));
+    fs.down = 0; /* back, but the failure is only retried after the period */
+    assert_int_equal(decode(dec, buf, m, &ev), CODEC_ERR_SCHEMA_UNAVAILABLE);
+    codec_decoder_free(dec);
+    dec = codec_decoder_new(); /* a fresh decoder asks at once */
+    codec_decoder_set_fetcher(dec, fetch, &fs);
+    assert_int_equal(decode(dec, buf, m, &ev), CODEC_OK);
     codec_decoder_free(dec);
 }
 
@@ -467,6 +517,8 @@ int main(void) {
         cmocka_unit_test(test_writer_schema_promotion),
         cmocka_unit_test(test_writer_schema_incompatible),
         cmocka_unit_test(test_fetcher),
+        cmocka_unit_test(test_no_fetcher),
+        cmocka_unit_test(test_fetcher_unavailable),
         cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

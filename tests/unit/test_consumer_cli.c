@@ -65,12 +65,47 @@ static void test_values(void **st) {
     util_cli_free();
 }
 
+/* avro-framed needs an id: from the registry (flag or -X) or --schema-id. */
+static void test_registry_flags(void **st) {
+    run_cli rc;
+    char *a[] = {"run",
+                 "--output-format",
+                 "avro-framed",
+                 "--schema-registry",
+                 "http://sr:8081",
+                 "--metrics-bind",
+                 "::1"};
+    assert_int_equal(parse(&rc, 7, a), 0);
+    assert_string_equal(rc.cfg.schema_registry, "http://sr:8081");
+    assert_string_equal(rc.cfg.metrics_bind, "::1");
+    run_cli_free(&rc);
+    util_cli_free();
+    char *b[] = {"run", "--output-format", "avro-framed", "-X",
+                 "schema.registry.url=http://sr:8081"};
+    assert_int_equal(parse(&rc, 5, b), 0);
+    assert_string_equal(rc.cfg.schema_registry, "http://sr:8081");
+    run_cli_free(&rc);
+    util_cli_free();
+    char *c[] = {"run", "--output-format", "avro-framed", "--schema-id", "7"};
+    assert_int_equal(parse(&rc, 5, c), 0);
+    assert_null(rc.cfg.schema_registry);
+    assert_int_equal(rc.cfg.schema_id, 7);
+    run_cli_free(&rc);
+    util_cli_free();
+}
+
 static void test_bad_values(void **st) {
     char *bad[][3] = {
-        {"run", "--output-format", "xml"},   {"run", "--blend", "random"},
-        {"run", "--history", "0"},           {"run", "--offset-reset", "middle"},
-        {"run", "--half-life", "soon"},      {"run", "--output-format", "avro-framed"},
-        {"run", "-X", "no.such.property=1"}, {"run", "--log-level", "loud"},
+        {"run", "--output-format", "xml"},
+        {"run", "--blend", "random"},
+        {"run", "--history", "0"},
+        {"run", "--offset-reset", "middle"},
+        {"run", "--half-life", "soon"},
+        {"run", "--output-format", "avro-framed"},
+        {"run", "-X", "no.such.property=1"},
+        {"run", "--log-level", "loud"},
+        {"run", "--metrics-bind", "localhost"},
+        {"run", "-X", "schema.registry.urll=http://x"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
         run_cli rc;
@@ -86,6 +121,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_values),
+        cmocka_unit_test(test_registry_flags),
         cmocka_unit_test(test_bad_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

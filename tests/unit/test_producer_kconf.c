@@ -74,6 +74,12 @@ static void test_dump_redacts_secrets(void **state) {
     assert_int_equal(producer_kconf_show(kc, stdout), 0); /* nothing asked */
     assert_int_equal(producer_kconf_opt("sasl.password=hunter2", kc, err, sizeof(err)), 0);
     assert_int_equal(producer_kconf_opt("sasl.username=alice", kc, err, sizeof(err)), 0);
+    assert_int_equal(producer_kconf_opt("schema.registry.url=https://bob:pw-in-url@sr:8081/x", kc,
+                                        err, sizeof(err)),
+                     0);
+    assert_int_equal(
+        producer_kconf_opt("schema.registry.basic.auth.user.info=bob:sr-pw", kc, err, sizeof(err)),
+        0);
     assert_int_equal(producer_kconf_opt("dump", kc, err, sizeof(err)), 0);
     FILE *f = tmpfile();
     assert_int_equal(producer_kconf_show(kc, f), 1);
@@ -81,6 +87,9 @@ static void test_dump_redacts_secrets(void **state) {
     assert_null(strstr(text, "hunter2"));
     assert_non_null(strstr(text, "sasl.password = [redacted]"));
     assert_non_null(strstr(text, "sasl.username = alice"));
+    assert_null(strstr(text, "pw-in-url"));
+    assert_null(strstr(text, "sr-pw"));
+    assert_non_null(strstr(text, "schema.registry.url = https://[redacted]@sr:8081/x"));
     free(text);
     fclose(f);
 
@@ -97,6 +106,8 @@ static void test_dump_redacts_secrets(void **state) {
     text = read_all(f);
     assert_null(strstr(text, "hunter2"));
     assert_non_null(strstr(text, "sasl.password=[redacted]"));
+    assert_null(strstr(text, "pw-in-url"));
+    assert_null(strstr(text, "sr-pw"));
     free(text);
     fclose(f);
     producer_kconf_free(kc);
