@@ -130,6 +130,23 @@ static int ask_fetcher(codec_decoder *dec, int32_t id, char **json, char *errstr
     return found;
 }
 
+/* Forgets every failed id (they would be asked again anyway) once there are
+ * CODEC_FETCH_FAILED_MAX of them; ids with a schema are kept. */
+static void forget_failed(codec_decoder *dec) {
+    size_t failed = 0, kept = 0;
+    for (size_t i = 0; i < dec->n_writers; i++) failed += dec->writers[i].retry_at > 0;
+    if (failed < CODEC_FETCH_FAILED_MAX) return;
+    for (size_t i = 0; i < dec->n_writers; i++) {
+        writer_entry *w = &dec->writers[i];
+        if (w->retry_at > 0) {
+            free(w->error);
+            continue;
+        }
+        dec->writers[kept++] = *w;
+    }
+    dec->n_writers = kept;
+}
+
 /* Asks for id and records the outcome. A failed answer is kept until
  * retry_at so that a stream of such messages costs one request per period,
  * not one each. */
@@ -142,6 +159,7 @@ static writer_entry *fetch_writer(codec_decoder *dec, int32_t id) {
         return w;
     }
     free(json);
+    forget_failed(dec);
     writer_entry *w = put_writer(dec, id);
     w->error = util_strdup(errstr[0] ? errstr : "no writer schema for this id");
     w->err = found == 0 ? CODEC_ERR_SCHEMA : CODEC_ERR_SCHEMA_UNAVAILABLE;

@@ -489,6 +489,34 @@ static void test_fetcher_unavailable(void **state) {
     codec_decoder_free(dec);
 }
 
+/* Messages with ever new unknown ids do not grow the decoder without bound:
+ * past CODEC_FETCH_FAILED_MAX failed ids they are forgotten, so the first
+ * one is asked again (rather than answered from memory for 30 s), while a
+ * known id stays learned. */
+static void test_fetcher_failed_ids_bounded(void **state) {
+    codec_decoder *dec = codec_decoder_new();
+    fetch_state fs = {0, writer_v2, 0};
+    codec_decoder_set_fetcher(dec, fetch, &fs);
+    uint8_t body[128], buf[160];
+    codec_event ev;
+    size_t n = avro_event(body, "u", "i", 0, 1);
+    body[n++] = 0, body[n++] = 0;
+    uint8_t kbuf[160], kbody[128];
+    size_t km = frame(kbuf, 21, kbody, write_v2(kbody, sizeof(kbody), "carol", 2, "ios"));
+    assert_int_equal(decode(dec, kbuf, km, &ev), CODEC_OK);
+    for (int32_t id = 1000; id < 1000 + CODEC_FETCH_FAILED_MAX; id++)
+        assert_int_equal(decode(dec, buf, frame(buf, id, body, n), &ev), CODEC_ERR_SCHEMA);
+    int calls = fs.calls;
+    assert_int_equal(decode(dec, buf, frame(buf, 1000, body, n), &ev), CODEC_ERR_SCHEMA);
+    assert_int_equal(fs.calls, calls); /* still remembered */
+    assert_int_equal(decode(dec, buf, frame(buf, 5000, body, n), &ev), CODEC_ERR_SCHEMA);
+    assert_int_equal(decode(dec, buf, frame(buf, 1000, body, n), &ev), CODEC_ERR_SCHEMA);
+    assert_int_equal(fs.calls, calls + 2); /* 1000 was forgotten and asked again */
+    assert_int_equal(decode(dec, kbuf, km, &ev), CODEC_OK);
+    assert_int_equal(fs.calls, calls + 2); /* the known id was kept */
+    codec_decoder_free(dec);
+}
+
 static void test_names(void **state) {
     assert_string_equal(codec_err_reason(CODEC_ERR_TRUNCATED), "truncated");
     assert_string_equal(codec_err_reason(CODEC_ERR_UNKNOWN_TYPE), "unknown_type");
@@ -519,6 +547,7 @@ int main(void) {
         cmocka_unit_test(test_fetcher),
         cmocka_unit_test(test_no_fetcher),
         cmocka_unit_test(test_fetcher_unavailable),
+        cmocka_unit_test(test_fetcher_failed_ids_bounded),
         cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
