@@ -81,6 +81,7 @@ static size_t online_list(run_recs *r, const run_config *cfg, const model *m, co
                          e->ts_ms, +1);
         r->exclude[n_ex++] = idx;
     }
+    r->n_known = n_ex;
     size_t k = model_online_top(r->acc, &cfg->online, now_ms, r->exclude, n_ex, n, r->on_items,
                                 r->on_scores);
     for (size_t i = 0; i < k; i++) r->on_names[i] = model_ids_name(m->items, r->on_items[i]);
@@ -100,14 +101,16 @@ static size_t offline_list(run_recs *r, const run_config *cfg, const model_offli
     return k;
 }
 
+/* The popular list, seen items left out unless include_seen: the model's,
+ * or the caller's (a replay counts popularity live). */
 static size_t popular_list(run_recs *r, const run_config *cfg, const model *m, const state_user *u,
-                           size_t n) {
-    size_t k = 0;
-    for (uint32_t i = 0; i < m->n_popular && k < n; i++) {
-        const char *name = model_ids_name(m->items, m->popular[i]);
+                           const model_candidates *given, size_t n) {
+    size_t k = 0, avail = given ? given->n : m->n_popular;
+    for (size_t i = 0; i < avail && k < n; i++) {
+        const char *name = given ? given->item_ids[i] : model_ids_name(m->items, m->popular[i]);
         if (!cfg->online.include_seen && in_history(u, name)) continue;
         r->pop_names[k] = name;
-        r->pop_scores[k++] = m->popular_score[i];
+        r->pop_scores[k++] = given ? given->scores[i] : m->popular_score[i];
     }
     return k;
 }
@@ -126,9 +129,11 @@ static float rerank_score(const char *item_id, void *opaque) {
 }
 
 /* Solves the user's ALS vector from their window (confidence 1 + alpha * w,
- * as training weighs interactions). Returns 0, or -1 when nothing in the
- * window is known to the model or the system is singular. */
+ * as training weighs interactions), once per run_recs_sources. Returns 0,
+ * or -1 when nothing in the window is known to the model or the system is
+ * singular. */
 static int fold_in(run_recs *r, const run_config *cfg, const model *m, const state_user *u) {
+    if (r->vec_state) return r->vec_state > 0 ? 0 : -1;
     if (m->factors > r->cap_vec) {
         r->user_vec = util_realloc(r->user_vec, m->factors * sizeof(float));
         r->cap_vec = m->factors;
@@ -142,7 +147,9 @@ static int fold_in(run_recs *r, const run_config *cfg, const model *m, const sta
         r->exclude[n] = idx;
         r->conf[n++] = 1.0f + m->alpha * w;
     }
-    return n ? model_foldin(m, r->exclude, r->conf, n, r->user_vec) : -1;
+    int ok = n && model_foldin(m, r->exclude, r->conf, n, r->user_vec) == 0;
+    r->vec_state = ok ? 1 : -1;
+    return ok ? 0 : -1;
 }
 
 /* The newest event time of the window: online scores are decayed to it, so
@@ -155,26 +162,59 @@ static int64_t window_now(const state_user *u, int64_t trigger_ts) {
     return now;
 }
 
-int run_recs_compute(run_recs *r, const run_config *cfg, const model_blend_params *bp,
-                     const char *variant, const reload_view *v, const char *user_id, state_user *u,
-                     int64_t trigger_ts, char *errstr, size_t errstr_size) {
-    size_t n = bp->n;
+void run_recs_sources(run_recs *r, const run_config *cfg, const reload_view *v, const char *user_id,
+                      const state_user *u, int64_t trigger_ts, size_t n,
+                      const model_candidates *popular) {
     reserve(r, n, u->n_events ? u->n_events : 1);
-    model_candidates src[CODEC_SOURCES];
+    r->vec_state = 0;
     size_t k = online_list(r, cfg, v->model, u, window_now(u, trigger_ts), n);
-    src[CODEC_SOURCE_ONLINE] = (model_candidates){r->on_names, r->on_scores, k};
+    r->src[CODEC_SOURCE_ONLINE] = (model_candidates){r->on_names, r->on_scores, k};
     k = offline_list(r, cfg, v->offline, user_id, u, n);
-    src[CODEC_SOURCE_OFFLINE] = (model_candidates){r->off_names, r->off_scores, k};
-    k = popular_list(r, cfg, v->model, u, n);
-    src[CODEC_SOURCE_POPULAR] = (model_candidates){r->pop_names, r->pop_scores, k};
+    r->src[CODEC_SOURCE_OFFLINE] = (model_candidates){r->off_names, r->off_scores, k};
+    k = popular_list(r, cfg, v->model, u, popular, n);
+    r->src[CODEC_SOURCE_POPULAR] = (model_candidates){r->pop_names, r->pop_scores, k};
+}
+
+size_t run_recs_blend(run_recs *r, const run_config *cfg, const model_blend_params *bp,
+                      const reload_view *v, const state_user *u) {
     model_blend_params p = *bp;
-    rerank_ctx rx = {v->model, r->user_vec};
+    rerank_ctx rx = {v->model, NULL};
     if (p.strategy == MODEL_BLEND_RERANK && fold_in(r, cfg, v->model, u) == 0) {
         rx.user_vec = r->user_vec;
         p.rerank = rerank_score;
         p.rerank_opaque = &rx;
     }
-    size_t n_items = model_blend(&p, src, r->items);
+    if (p.n > r->cap_lists) p.n = (uint32_t)r->cap_lists;
+    return model_blend(&p, r->src, r->items);
+}
+
+size_t run_recs_foldin(run_recs *r, const run_config *cfg, const reload_view *v,
+                       const state_user *u, size_t n) {
+    model_candidates src[CODEC_SOURCES];
+    memcpy(src, r->src, sizeof(src));
+    src[CODEC_SOURCE_ONLINE].n = 0;
+    if (fold_in(r, cfg, v->model, u) == 0) {
+        /* r->exclude holds the window's known items (online_list and
+         * fold_in both fill it so). */
+        size_t n_ex = cfg->online.include_seen ? 0 : r->n_known;
+        size_t k =
+            model_foldin_top(v->model, r->user_vec, r->exclude, n_ex, n, r->on_items, r->on_scores);
+        for (size_t i = 0; i < k; i++)
+            r->on_names[i] = model_ids_name(v->model->items, r->on_items[i]);
+        src[CODEC_SOURCE_ONLINE] = (model_candidates){r->on_names, r->on_scores, k};
+    }
+    model_blend_params p;
+    model_blend_params_default(&p);
+    p.strategy = MODEL_BLEND_ONLINE;
+    p.n = (uint32_t)n;
+    return model_blend(&p, src, r->items);
+}
+
+int run_recs_compute(run_recs *r, const run_config *cfg, const model_blend_params *bp,
+                     const char *variant, const reload_view *v, const char *user_id, state_user *u,
+                     int64_t trigger_ts, char *errstr, size_t errstr_size) {
+    run_recs_sources(r, cfg, v, user_id, u, trigger_ts, bp->n, NULL);
+    size_t n_items = run_recs_blend(r, cfg, bp, v, u);
 
     int64_t now = util_now_ms();
     codec_recs recs = {user_id, r->items,   n_items, v->model_version, v->offline_version,

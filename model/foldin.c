@@ -42,3 +42,22 @@ float model_dot(const model *m, const float *user_vec, uint32_t item) {
     if (item >= m->n_items) return 0.0f;
     return mi_dot(user_vec, m->item_factors + (size_t)item * m->factors, m->factors);
 }
+
+/* The user vector's best items over the whole catalogue: one dot product
+ * per item (n_items * f multiply-adds, ~128k for 2,000 items and 64
+ * factors), the excluded items checked only for candidates that would
+ * enter the list, since the window holds few items. */
+size_t model_foldin_top(const model *m, const float *user_vec, const uint32_t *exclude,
+                        size_t n_exclude, size_t n, uint32_t *items, float *scores) {
+    if (!n) return 0;
+    mi_topk t;
+    mi_topk_init(&t, (uint32_t)n, scores, items);
+    for (uint32_t j = 0; j < m->n_items; j++) {
+        float s = mi_dot(user_vec, m->item_factors + (size_t)j * m->factors, m->factors);
+        if (!(s > mi_topk_floor(&t))) continue;
+        int seen = 0;
+        for (size_t e = 0; e < n_exclude && !seen; e++) seen = exclude[e] == j;
+        if (!seen) mi_topk_push(&t, s, j);
+    }
+    return mi_topk_finish(&t);
+}
