@@ -9,31 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ab.h"
 #include "commands.h"
 #include "model.h"
+#include "state.h"
 #include "util.h"
 
-#define UNSET -1
-
-/* ==== Settings ==== */
-
-typedef struct eval_cfg {
-    const char *input, *format, *columns, *ts_unit, *default_type, *split, *ks, *solver;
-    const char *type_weights, *json, *log_level;
-    int header, strict, log_confidence;
-    int64_t synthetic, users, items, clusters, seed, holdout, cut_time;
-    int64_t factors, iterations, cg_steps, threads;
-    double zipf, in_cluster, drift, new_users, new_items;
-    double test_fraction, regularization, alpha, log_eps;
-} eval_cfg;
-
-/* What the strings resolve to. */
-typedef struct eval_plan {
-    codec_file_opts file;
-    int leave_last_out;
-    uint32_t ks[MODEL_EVAL_MAX_K], n_k;
-    model_als_params als;
-} eval_plan;
+#include "eval_int.h"
 
 static const char about[] =
     "Evaluates ALS beside a popularity baseline offline. The log comes from an event file\n"
@@ -188,7 +170,7 @@ static model_dataset *synth_log(const eval_cfg *c) {
     return ds;
 }
 
-static model_dataset *load_log(const eval_cfg *c, const eval_plan *p, size_t *n_bad) {
+model_dataset *eval_load_log(const eval_cfg *c, const eval_plan *p, size_t *n_bad) {
     *n_bad = 0;
     if (c->synthetic != UNSET) return synth_log(c);
     model_dataset *ds = model_dataset_new();
@@ -324,7 +306,7 @@ static json_t *report_json(const eval_cfg *c, const eval_plan *p, const model_da
                      result_json(&r->pop));
 }
 
-static int write_json(const char *path, json_t *doc) {
+int eval_write_json(const char *path, json_t *doc) {
     int rc = !strcmp(path, "-") ? json_dumpf(doc, stdout, JSON_INDENT(2))
                                 : json_dump_file(doc, path, JSON_INDENT(2));
     if (rc) return log_error("cannot write %s", path), -1;
@@ -336,7 +318,7 @@ static int write_json(const char *path, json_t *doc) {
 
 static int eval_main(const eval_cfg *c, const eval_plan *p) {
     size_t n_bad;
-    model_dataset *ds = load_log(c, p, &n_bad);
+    model_dataset *ds = eval_load_log(c, p, &n_bad);
     if (!ds) return 1;
     eval_run r;
     memset(&r, 0, sizeof(r));
@@ -347,13 +329,36 @@ static int eval_main(const eval_cfg *c, const eval_plan *p) {
         rc = 0;
         if (c->json) {
             json_t *doc = report_json(c, p, ds, n_bad, &r);
-            rc = write_json(c->json, doc) ? 1 : 0;
+            rc = eval_write_json(c->json, doc) ? 1 : 0;
             json_decref(doc);
         }
     }
     model_split_free(&r.split);
     model_dataset_free(ds);
     return rc;
+}
+
+/* --replay LOG stands for --input LOG (or the generator) and a time cut. */
+static int replay_flags(const util_cli *cli, eval_cfg *c) {
+    if (!c->replay) {
+        if (c->search) return util_cli_error(cli, "--search needs --replay"), -1;
+        return 0;
+    }
+    if (c->input) return util_cli_error(cli, "--replay takes the log; drop --input"), -1;
+    if (!strcmp(c->replay, "synthetic")) {
+        if (c->synthetic == UNSET) c->synthetic = 1000000;
+    } else if (c->synthetic != UNSET) {
+        return util_cli_error(cli, "--synthetic needs --replay synthetic"), -1;
+    } else {
+        c->input = c->replay;
+    }
+    if (strcmp(c->popular, "live") && strcmp(c->popular, "model"))
+        return util_cli_error(cli, "--popular: expected live or model, not '%s'", c->popular), -1;
+    if (c->half_life_ms <= 0) return util_cli_error(cli, "--half-life: must be positive"), -1;
+    if (c->popular_half_life_ms < 0)
+        return util_cli_error(cli, "--popular-half-life: must not be negative"), -1;
+    c->split = "time";
+    return 0;
 }
 
 int cmd_eval(int argc, char **argv) {
@@ -381,7 +386,14 @@ int cmd_eval(int argc, char **argv) {
                   .test_fraction = 0.2,
                   .regularization = 0.01,
                   .alpha = 40,
-                  .log_eps = 1};
+                  .log_eps = 1,
+                  .popular = "live",
+                  .history = 50,
+                  .neighbours = 50,
+                  .half_life_ms = 86400000,
+                  .rerank_mix = 1.0,
+                  .bandit_explore = 0.1};
+    ab_init(&c.variants);
     const util_opt opts[] = {
         {"input", 'i', UTIL_OPT_STRING, &c.input, .arg = "FILE", .help = "event file ('-': stdin)"},
         {"format", 'f', UTIL_OPT_STRING, &c.format, .arg = "FMT",
@@ -443,6 +455,28 @@ int cmd_eval(int argc, char **argv) {
          .help = "threads for training and ranking (0: all cores)"},
         {"json", 'j', UTIL_OPT_STRING, &c.json, .arg = "FILE",
          .help = "also write the results as JSON ('-': stdout, instead of the table)"},
+        {"replay", 'r', UTIL_OPT_STRING, &c.replay, .arg = "LOG",
+         .help = "next-event replay of LOG (a file, or 'synthetic' for --synthetic N events)"},
+        {"history", 0, UTIL_OPT_INT, &c.history, 1, STATE_H_MAX, .arg = "H",
+         .help = "replay: events kept per user (50)"},
+        {"neighbours", 0, UTIL_OPT_INT, &c.neighbours, 1, 1000, .arg = "K",
+         .help = "replay: neighbours per item, in the model and online (50)"},
+        {"half-life", 0, UTIL_OPT_DURATION, &c.half_life_ms, .arg = "DUR",
+         .help = "replay: decay half-life of online scores (1d)"},
+        {"include-seen", 0, UTIL_OPT_FLAG, &c.include_seen,
+         .help = "replay: recommend window items too, and score repeats"},
+        {"popular", 0, UTIL_OPT_STRING, &c.popular, .arg = "live|model",
+         .help = "replay: popular list counted live over the log (default) or the model's"},
+        {"popular-half-life", 0, UTIL_OPT_DURATION, &c.popular_half_life_ms, .arg = "DUR",
+         .help = "replay: decay of live popularity (0: plain counts)"},
+        {"rerank-mix", 0, UTIL_OPT_DOUBLE, &c.rerank_mix, .dmin = 0, .dmax = 1000, .arg = "X",
+         .help = "replay: weight of the sources' rank merge beside the user vector in rerank (1)"},
+        {"bandit-explore", 0, UTIL_OPT_DOUBLE, &c.bandit_explore, .dmin = 0, .dmax = 100,
+         .arg = "X", .help = "replay: UCB exploration of the bandit's source weights (0.1)"},
+        {"variant", 0, UTIL_OPT_FUNC, &c.variants, 0, 0, 0, 0, ab_opt_variant, "SPEC",
+         "replay: also evaluate this blend (as run's --variant; repeatable)"},
+        {"search", 0, UTIL_OPT_STRING, &c.search, .arg = "STRATEGY",
+         .help = "replay: grid search of H, K, half-life and type weights for STRATEGY's HR@10"},
         {"log-level", 0, UTIL_OPT_STRING, &c.log_level, .arg = "LEVEL",
          .help = "error, warn, info (default) or debug"},
     };
@@ -452,10 +486,12 @@ int cmd_eval(int argc, char **argv) {
     eval_plan plan;
     if (rc)
         rc = rc > 0 ? 0 : 2;
+    else if (replay_flags(&cli, &c))
+        rc = 2;
     else if (resolve(&cli, &c, n_pos, &plan))
         rc = 2;
     else
-        rc = eval_main(&c, &plan);
+        rc = c.replay ? eval_replay_main(&c, &plan) : eval_main(&c, &plan);
     util_cli_free();
     return rc;
 }
