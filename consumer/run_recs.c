@@ -59,8 +59,21 @@ static void reserve(run_recs *r, size_t n, size_t h) {
     r->cap_lists = n;
 }
 
-static int in_history(const state_user *u, const char *item) {
+/* A 1024-bit Bloom filter of the window's item ids (one bit each), so the
+ * offline and popular candidates that are not in the window (nearly all)
+ * skip the scan of H ids. */
+static void window_filter(run_recs *r, const state_user *u) {
+    memset(r->win_bloom, 0, sizeof(r->win_bloom));
+    for (uint32_t i = 0; i < u->n_events; i++) {
+        uint64_t h = util_hash64(state_user_item(u, &u->events[i]), u->events[i].item_len, 0);
+        r->win_bloom[(h >> 6) & 15] |= 1ULL << (h & 63);
+    }
+}
+
+static int in_history(const run_recs *r, const state_user *u, const char *item) {
     size_t len = strlen(item);
+    uint64_t h = util_hash64(item, len, 0);
+    if (!(r->win_bloom[(h >> 6) & 15] & (1ULL << (h & 63)))) return 0;
     for (uint32_t i = 0; i < u->n_events; i++) {
         const state_event *e = &u->events[i];
         if (e->item_len == len && !memcmp(state_user_item(u, e), item, len)) return 1;
@@ -94,7 +107,7 @@ static size_t offline_list(run_recs *r, const run_config *cfg, const model_offli
     const model_offline_list *l = o ? model_offline_get(o, user_id) : NULL;
     size_t k = 0;
     for (uint32_t i = 0; l && i < l->n && k < n; i++) {
-        if (!cfg->online.include_seen && in_history(u, l->item_ids[i])) continue;
+        if (!cfg->online.include_seen && in_history(r, u, l->item_ids[i])) continue;
         r->off_names[k] = l->item_ids[i];
         r->off_scores[k++] = l->scores[i];
     }
@@ -108,7 +121,7 @@ static size_t popular_list(run_recs *r, const run_config *cfg, const model *m, c
     size_t k = 0, avail = given ? given->n : m->n_popular;
     for (size_t i = 0; i < avail && k < n; i++) {
         const char *name = given ? given->item_ids[i] : model_ids_name(m->items, m->popular[i]);
-        if (!cfg->online.include_seen && in_history(u, name)) continue;
+        if (!cfg->online.include_seen && in_history(r, u, name)) continue;
         r->pop_names[k] = name;
         r->pop_scores[k++] = given ? given->scores[i] : m->popular_score[i];
     }
@@ -167,6 +180,7 @@ void run_recs_sources(run_recs *r, const run_config *cfg, const reload_view *v, 
                       const model_candidates *popular) {
     reserve(r, n, u->n_events ? u->n_events : 1);
     r->vec_state = 0;
+    window_filter(r, u);
     size_t k = online_list(r, cfg, v->model, u, window_now(u, trigger_ts), n);
     r->src[CODEC_SOURCE_ONLINE] = (model_candidates){r->on_names, r->on_scores, k};
     k = offline_list(r, cfg, v->offline, user_id, u, n);

@@ -32,21 +32,38 @@ const char *model_blend_strategy_name(model_blend_strategy s) {
     return (unsigned)s <= MODEL_BLEND_RERANK ? strategy_names[s] : "unknown";
 }
 
+/* A short hash of an id, compared before the strings: the same item may
+ * come from different id tables (model, offline file), so pointers cannot
+ * be compared, and a scan of strcmp calls cost more than the rest of a
+ * blend. */
+static uint32_t id_hash(const char *s) {
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
+    return h;
+}
+
 typedef struct out_list {
     codec_rec_item *items;
     size_t n, max;
+    uint32_t hash[BLEND_POOL_MAX];
 } out_list;
 
-static int taken(const out_list *o, const char *id) {
+static int taken(const out_list *o, const char *id, uint32_t h) {
     for (size_t i = 0; i < o->n; i++)
-        if (!strcmp(o->items[i].item_id, id)) return 1;
+        if (o->hash[i] == h && !strcmp(o->items[i].item_id, id)) return 1;
     return 0;
+}
+
+static void put(out_list *o, codec_rec_item it, uint32_t h) {
+    o->hash[o->n] = h;
+    o->items[o->n++] = it;
 }
 
 /* Appends the source's candidate i unless it is there already. */
 static void take(out_list *o, const model_candidates *c, size_t i, codec_source src) {
-    if (o->n < o->max && !taken(o, c->item_ids[i]))
-        o->items[o->n++] = (codec_rec_item){c->item_ids[i], c->scores[i], src};
+    if (o->n >= o->max) return;
+    uint32_t h = id_hash(c->item_ids[i]);
+    if (!taken(o, c->item_ids[i], h)) put(o, (codec_rec_item){c->item_ids[i], c->scores[i], src}, h);
 }
 
 static void take_all(out_list *o, const model_candidates *src, codec_source s) {
@@ -65,15 +82,16 @@ static void interleave(out_list *o, const model_candidates *src) {
 
 typedef struct scored {
     const char *item_id;
+    uint32_t hash;    /* id_hash(item_id) */
     float score;      /* the merged score: the sort key */
     float shown;      /* the score published (RERANK: the dot product) */
     float best;       /* the largest single-source contribution */
     codec_source src; /* the source of that contribution */
 } scored;
 
-static scored *find_scored(scored *pool, size_t n, const char *id) {
+static scored *find_scored(scored *pool, size_t n, const char *id, uint32_t h) {
     for (size_t i = 0; i < n; i++)
-        if (!strcmp(pool[i].item_id, id)) return &pool[i];
+        if (pool[i].hash == h && !strcmp(pool[i].item_id, id)) return &pool[i];
     return NULL;
 }
 
@@ -108,11 +126,12 @@ static size_t pool_weighted(const model_blend_params *p, const model_candidates 
     for (int s = 0; s < CODEC_SOURCES; s++) {
         for (size_t i = 0; i < src[s].n; i++) {
             float c = p->weight[s] / (float)(i + 1);
-            scored *e = find_scored(pool, n, src[s].item_ids[i]);
+            uint32_t h = id_hash(src[s].item_ids[i]);
+            scored *e = find_scored(pool, n, src[s].item_ids[i], h);
             if (!e) {
                 if (n == cap) break;
                 e = &pool[n++];
-                *e = (scored){src[s].item_ids[i], 0, 0, -1, (codec_source)s};
+                *e = (scored){src[s].item_ids[i], h, 0, 0, -1, (codec_source)s};
             }
             e->score += c;
             if (c > e->best) e->best = c, e->src = (codec_source)s;
@@ -137,13 +156,14 @@ static void merged(const model_blend_params *p, out_list *o, const model_candida
     size_t n = pool_weighted(p, src, pool, BLEND_POOL_MAX);
     sort_scored(pool, n);
     for (size_t i = 0; i < n && o->n < o->max; i++)
-        if (!taken(o, pool[i].item_id))
-            o->items[o->n++] = (codec_rec_item){pool[i].item_id, pool[i].shown, pool[i].src};
+        if (!taken(o, pool[i].item_id, pool[i].hash))
+            put(o, (codec_rec_item){pool[i].item_id, pool[i].shown, pool[i].src}, pool[i].hash);
 }
 
 size_t model_blend(const model_blend_params *p, const model_candidates src[CODEC_SOURCES],
                    codec_rec_item *out) {
-    out_list o = {out, 0, p->n};
+    out_list o;
+    o.items = out, o.n = 0, o.max = p->n < BLEND_POOL_MAX ? p->n : BLEND_POOL_MAX;
     switch (p->strategy) {
     case MODEL_BLEND_INTERLEAVE:
         interleave(&o, src);

@@ -9,6 +9,41 @@
 #include "model_int.h"
 #include "util.h"
 
+/* ==== Kernels, compiled twice: AVX2+FMA when the CPU has it (as als.c) ==== */
+
+#define FOLDIN_CLONES __attribute__((target_clones("avx2", "default")))
+#define FOLDIN_INLINE static inline __attribute__((always_inline))
+
+typedef float v8f __attribute__((vector_size(32), aligned(4), may_alias));
+
+FOLDIN_INLINE float dot8(const float *a, const float *b, uint32_t f) {
+    v8f acc = {0};
+    uint32_t i = 0;
+    for (; i + 8 <= f; i += 8) acc += *(const v8f *)(a + i) * *(const v8f *)(b + i);
+    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; i < f; i++) s += a[i] * b[i];
+    return s;
+}
+
+FOLDIN_INLINE void axpy8(float a, const float *x, float *y, uint32_t f) {
+    uint32_t i = 0;
+    for (; i + 8 <= f; i += 8) *(v8f *)(y + i) += a * *(const v8f *)(x + i);
+    for (; i < f; i++) y[i] += a * x[i];
+}
+
+/* a += s y y^T over whole rows (not just the lower triangle the Cholesky
+ * reads: twice the multiply-adds, but contiguous ones). No BLAS here: its
+ * threads would spin on every per-event call. */
+FOLDIN_CLONES static void rank1(float *a, const float *y, float s, uint32_t f) {
+    for (uint32_t r = 0; r < f; r++) axpy8(s * y[r], y, a + (size_t)r * f, f);
+}
+
+/* out[j] = v . row j of y, for n rows. */
+FOLDIN_CLONES static void dots(const float *y, uint32_t n, uint32_t f, const float *v,
+                               float *out) {
+    for (uint32_t j = 0; j < n; j++) out[j] = dot8(y + (size_t)j * f, v, f);
+}
+
 int model_foldin(const model *m, const uint32_t *items, const float *confidence, size_t n,
                  float *user_vec) {
     uint32_t f = m->factors;
@@ -25,12 +60,8 @@ int model_foldin(const model *m, const uint32_t *items, const float *confidence,
          * contributes y once per distinct item. */
         int seen = 0;
         for (size_t s = 0; s < t && !seen; s++) seen = items[s] == items[t];
-        float bw = seen ? c - 1.0f : c;
-        for (uint32_t r = 0; r < f; r++) {
-            float s = (c - 1.0f) * y[r];
-            for (uint32_t k = 0; k <= r; k++) a[(size_t)r * f + k] += s * y[k];
-            user_vec[r] += bw * y[r];
-        }
+        mi_axpy(seen ? c - 1.0f : c, y, user_vec, f);
+        rank1(a, y, c - 1.0f, f);
     }
     int rc = mi_cholesky_solve(a, user_vec, f);
     if (rc != 0) memset(user_vec, 0, f * sizeof(float));
@@ -43,21 +74,26 @@ float model_dot(const model *m, const float *user_vec, uint32_t item) {
     return mi_dot(user_vec, m->item_factors + (size_t)item * m->factors, m->factors);
 }
 
-/* The user vector's best items over the whole catalogue: one dot product
- * per item (n_items * f multiply-adds, ~128k for 2,000 items and 64
- * factors), the excluded items checked only for candidates that would
- * enter the list, since the window holds few items. */
+/* The user vector's best items over the whole catalogue (n_items * f
+ * multiply-adds, in blocks of 256 items), kept in a bounded heap; the
+ * excluded items are checked only for candidates that would enter the
+ * list, since a window holds few items. */
 size_t model_foldin_top(const model *m, const float *user_vec, const uint32_t *exclude,
                         size_t n_exclude, size_t n, uint32_t *items, float *scores) {
     if (!n) return 0;
+    enum { BLOCK = 256 };
+    float d[BLOCK];
     mi_topk t;
     mi_topk_init(&t, (uint32_t)n, scores, items);
-    for (uint32_t j = 0; j < m->n_items; j++) {
-        float s = mi_dot(user_vec, m->item_factors + (size_t)j * m->factors, m->factors);
-        if (!(s > mi_topk_floor(&t))) continue;
-        int seen = 0;
-        for (size_t e = 0; e < n_exclude && !seen; e++) seen = exclude[e] == j;
-        if (!seen) mi_topk_push(&t, s, j);
+    for (uint32_t j0 = 0; j0 < m->n_items; j0 += BLOCK) {
+        uint32_t nb = m->n_items - j0 < BLOCK ? m->n_items - j0 : BLOCK;
+        dots(m->item_factors + (size_t)j0 * m->factors, nb, m->factors, user_vec, d);
+        for (uint32_t q = 0; q < nb; q++) {
+            if (!(d[q] > mi_topk_floor(&t))) continue;
+            int seen = 0;
+            for (size_t e = 0; e < n_exclude && !seen; e++) seen = exclude[e] == j0 + q;
+            if (!seen) mi_topk_push(&t, d[q], j0 + q);
+        }
     }
     return mi_topk_finish(&t);
 }
