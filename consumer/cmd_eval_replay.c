@@ -108,6 +108,7 @@ static void replay_params(const eval_cfg *c, const eval_plan *p, const run_confi
     rp->popular_model = !strcmp(c->popular, "model");
     rp->popular_half_life_ms = c->popular_half_life_ms;
     rp->bandit_explore = c->bandit_explore;
+    rp->threads = c->threads > 0 ? (int)c->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     for (size_t s = 0; s < rp->n_strategies; s++)
         if (rp->strategies[s].blend.strategy == MODEL_BLEND_RERANK)
             rp->strategies[s].blend.rerank_mix = (float)c->rerank_mix;

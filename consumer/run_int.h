@@ -44,7 +44,7 @@ typedef struct run_recs {
     int vec_state; /* user_vec for the current sources: 0 not solved, 1 solved, -1 failed */
     model_candidates src[CODEC_SOURCES]; /* set by run_recs_sources */
     size_t n_known;                      /* window items the model knows, in exclude[] */
-    uint64_t win_bloom[16]; /* the window's item ids, a Bloom filter (run_recs.c) */
+    uint64_t win_bloom[16];              /* the window's item ids, a Bloom filter (run_recs.c) */
     codec_rec_item *prev;                /* run_recs_published */
     char *prev_ids;
     size_t cap_prev, cap_prev_ids;

@@ -2,6 +2,7 @@
  * online scores, offline and popular lists, blends) driven from a log in
  * memory. See run_replay.h for what is measured and how. */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,25 +90,58 @@ static void seen_put(seen_map *m, const char *key, uint8_t rank) {
     }
 }
 
-/* ==== The run ==== */
+/* ==== The run ====
+ *
+ * Users are split over the threads by index; each thread replays its users'
+ * events of a chunk of the log in order, so every user's window evolves
+ * exactly as in one pass. What all users share (the live popular list and
+ * the bandit's weights) is read from a snapshot taken at the start of each
+ * chunk, and the chunk's events are counted into them after it, in log
+ * order: results do not depend on the number of threads, and the shared
+ * counters lag the stream by at most one chunk. */
 
-typedef struct replay {
-    const run_replay_params *p;
-    const reload_view *v;
-    const model_dataset *ds;
+#define CHUNK 1024 /* events between updates of the shared counters */
+
+typedef struct replay replay;
+
+/* One thread's scratch and tallies. */
+typedef struct worker {
+    replay *r;
+    int id;
+    pthread_t th;
     run_recs recs;
-    state_user **users; /* by the log's user index */
-    model_popular_live *pop;
-    model_candidates pop_list;
-    const char **pop_names;
-    float *pop_scores;
-    model_bandit *bandit;
-    uint32_t n_list; /* list length: max k */
     double hits[RUN_REPLAY_MAX_STRATEGIES][RUN_REPLAY_MAX_K];
     double ndcg[RUN_REPLAY_MAX_STRATEGIES][RUN_REPLAY_MAX_K];
     seen_map seen[RUN_REPLAY_MAX_STRATEGIES];
-    run_replay_result *out;
-} replay;
+    uint64_t scored, repeats, cold_users, unknown_item;
+} worker;
+
+/* What a scored event tells the bandit, applied after the chunk. */
+typedef struct outcome {
+    int8_t scored, segment, hit_source;
+    uint8_t slots[CODEC_SOURCES];
+} outcome;
+
+struct replay {
+    const run_replay_params *p;
+    const reload_view *v;
+    const model_dataset *ds;
+    state_user **users; /* by the log's user index */
+    uint32_t n_list;    /* list length: max k */
+    int threads;
+    worker *w;
+    /* Shared counters and their snapshot for the current chunk. */
+    model_popular_live *pop;
+    model_candidates pop_list;
+    const char **pop_names;
+    model_bandit *bandit;
+    float bandit_w[RUN_REPLAY_SEGMENTS][CODEC_SOURCES];
+    /* The chunk: [lo, hi) of ds->rows, outcomes by position in it. */
+    size_t lo, hi;
+    outcome out_ev[CHUNK];
+    int done;
+    pthread_barrier_t start, end;
+};
 
 static state_user *user_of(replay *r, uint32_t user) {
     if (!r->users[user]) r->users[user] = state_user_new();
@@ -118,24 +152,24 @@ static float event_weight(const replay *r, const model_interaction *e) {
     return e->weight >= 0 ? e->weight : r->p->cfg->online.type_weight[e->type];
 }
 
-/* The window append of run_batch.c's apply_user, then the live counters. */
-static void apply(replay *r, const model_interaction *e) {
+/* The window append of run_batch.c's apply_user. */
+static void push(replay *r, const model_interaction *e) {
     const char *item = model_ids_name(r->ds->items, e->item);
     state_user_push_event(user_of(r, e->user), item, strlen(item), e->type, e->ts_ms, e->weight,
                           r->p->cfg->history, NULL);
-    model_popular_live_add(r->pop, e->item, event_weight(r, e), e->ts_ms);
 }
 
-/* The popular candidates as the sources take them: the live top, long
- * enough that n remain after the window's items are left out. */
-static const model_candidates *popular_now(replay *r) {
-    if (r->p->popular_model) return NULL;
+/* The live popular list as the sources take it: long enough that n_list
+ * remain after a full window is left out. */
+static void snapshot(replay *r) {
+    for (uint32_t g = 0; g < RUN_REPLAY_SEGMENTS; g++)
+        model_bandit_weights(r->bandit, g, r->bandit_w[g]);
+    if (r->p->popular_model) return;
     const uint32_t *items;
     const float *scores;
     uint32_t n = model_popular_live_top(r->pop, &items, &scores);
     for (uint32_t i = 0; i < n; i++) r->pop_names[i] = model_ids_name(r->ds->items, items[i]);
     r->pop_list = (model_candidates){r->pop_names, scores, n};
-    return &r->pop_list;
 }
 
 static int window_has(const state_user *u, const char *item, size_t len) {
@@ -156,80 +190,136 @@ static int rank_in(const codec_rec_item *items, size_t n, const char *item) {
     return -1;
 }
 
-static void count_list(replay *r, size_t s, const codec_rec_item *items, size_t n, int rank) {
-    const run_replay_params *p = r->p;
+static void count_list(worker *w, size_t s, const codec_rec_item *items, size_t n, int rank) {
+    const run_replay_params *p = w->r->p;
     for (uint32_t q = 0; q < p->n_k; q++)
         if (rank >= 0 && (uint32_t)rank < p->ks[q]) {
-            r->hits[s][q] += 1;
-            r->ndcg[s][q] += 1.0 / log2((double)rank + 2.0);
+            w->hits[s][q] += 1;
+            w->ndcg[s][q] += 1.0 / log2((double)rank + 2.0);
         }
-    for (size_t i = 0; i < n; i++) seen_put(&r->seen[s], items[i].item_id, (uint8_t)i);
+    for (size_t i = 0; i < n; i++) seen_put(&w->seen[s], items[i].item_id, (uint8_t)i);
 }
 
-/* The bandit's list, and what it learns from the user's next item. */
-static size_t bandit_list(replay *r, const run_replay_strategy *st, const state_user *u,
-                          const char *item, int *rank) {
+/* The bandit's list under the chunk's weights, and what it shows the
+ * bandit: the slots each source filled and the source of the hit. */
+static size_t bandit_list(worker *w, const run_replay_strategy *st, const state_user *u,
+                          const char *item, int *rank, outcome *oc) {
+    replay *r = w->r;
     model_blend_params bp = st->blend;
-    uint32_t seg = segment_of(u);
-    model_bandit_weights(r->bandit, seg, bp.weight);
+    oc->segment = (int8_t)segment_of(u);
+    memcpy(bp.weight, r->bandit_w[oc->segment], sizeof(bp.weight));
     bp.n = r->n_list;
-    size_t n = run_recs_blend(&r->recs, r->p->cfg, &bp, r->v, u);
-    *rank = rank_in(r->recs.items, n, item);
-    uint32_t slots[CODEC_SOURCES] = {0};
-    for (size_t i = 0; i < n; i++) slots[r->recs.items[i].source]++;
-    model_bandit_record(r->bandit, seg, slots, *rank >= 0 ? (int)r->recs.items[*rank].source : -1);
+    size_t n = run_recs_blend(&w->recs, r->p->cfg, &bp, r->v, u);
+    *rank = rank_in(w->recs.items, n, item);
+    for (size_t i = 0; i < n; i++) oc->slots[w->recs.items[i].source]++;
+    oc->hit_source = (int8_t)(*rank >= 0 ? (int)w->recs.items[*rank].source : -1);
+    oc->scored = 1;
     return n;
 }
 
 /* Every strategy's list for the user before event e, and the event's rank. */
-static void score_event(replay *r, const model_interaction *e, const state_user *u) {
+static void score_event(worker *w, const model_interaction *e, const state_user *u, outcome *oc) {
+    replay *r = w->r;
     const char *item = model_ids_name(r->ds->items, e->item);
     const char *user = model_ids_name(r->ds->users, e->user);
-    run_recs_sources(&r->recs, r->p->cfg, r->v, user, u, e->ts_ms, r->n_list, popular_now(r));
+    run_recs_sources(&w->recs, r->p->cfg, r->v, user, u, e->ts_ms, r->n_list,
+                     r->p->popular_model ? NULL : &r->pop_list);
     for (size_t s = 0; s < r->p->n_strategies; s++) {
         const run_replay_strategy *st = &r->p->strategies[s];
         size_t n;
         int rank;
         if (st->kind == RUN_REPLAY_FOLDIN) {
-            n = run_recs_foldin(&r->recs, r->p->cfg, r->v, u, r->n_list);
-            rank = rank_in(r->recs.items, n, item);
+            n = run_recs_foldin(&w->recs, r->p->cfg, r->v, u, r->n_list);
+            rank = rank_in(w->recs.items, n, item);
         } else if (st->kind == RUN_REPLAY_BANDIT) {
-            n = bandit_list(r, st, u, item, &rank);
+            n = bandit_list(w, st, u, item, &rank, oc);
         } else {
             model_blend_params bp = st->blend;
             bp.n = r->n_list;
-            n = run_recs_blend(&r->recs, r->p->cfg, &bp, r->v, u);
-            rank = rank_in(r->recs.items, n, item);
+            n = run_recs_blend(&w->recs, r->p->cfg, &bp, r->v, u);
+            rank = rank_in(w->recs.items, n, item);
         }
-        count_list(r, s, r->recs.items, n, rank);
+        count_list(w, s, w->recs.items, n, rank);
     }
-    r->out->scored++;
-    r->out->cold_users += u->n_events == 0;
-    r->out->unknown_item += model_item_index(r->v->model, item) == MODEL_NONE;
+    w->scored++;
+    w->cold_users += u->n_events == 0;
+    w->unknown_item += model_item_index(r->v->model, item) == MODEL_NONE;
 }
 
-static void replay_event(replay *r, const model_interaction *e) {
-    state_user *u = user_of(r, e->user);
-    const char *item = model_ids_name(r->ds->items, e->item);
-    if (!r->p->cfg->online.include_seen && window_has(u, item, strlen(item)))
-        r->out->repeats++;
-    else
-        score_event(r, e, u);
-    apply(r, e);
-    r->out->replayed++;
+/* This thread's users' events of the chunk, in log order. */
+static void work(worker *w) {
+    replay *r = w->r;
+    for (size_t i = r->lo; i < r->hi; i++) {
+        const model_interaction *e = &r->ds->rows[i];
+        if ((int)(e->user % (uint32_t)r->threads) != w->id) continue;
+        outcome *oc = &r->out_ev[i - r->lo];
+        memset(oc, 0, sizeof(*oc));
+        state_user *u = user_of(r, e->user);
+        const char *item = model_ids_name(r->ds->items, e->item);
+        if (!r->p->cfg->online.include_seen && window_has(u, item, strlen(item)))
+            w->repeats++;
+        else
+            score_event(w, e, u, oc);
+        push(r, e);
+    }
 }
 
-/* Coverage@k from the pointer maps: names resolved to the log's ids. */
-static void coverage(replay *r, size_t s, run_replay_row *row) {
+/* After a chunk: its events counted into the shared counters, in order. */
+static void settle(replay *r) {
+    for (size_t i = r->lo; i < r->hi; i++) {
+        const model_interaction *e = &r->ds->rows[i];
+        const outcome *oc = &r->out_ev[i - r->lo];
+        if (oc->scored) {
+            uint32_t slots[CODEC_SOURCES];
+            for (int s = 0; s < CODEC_SOURCES; s++) slots[s] = oc->slots[s];
+            model_bandit_record(r->bandit, (uint32_t)oc->segment, slots, oc->hit_source);
+        }
+        model_popular_live_add(r->pop, e->item, event_weight(r, e), e->ts_ms);
+    }
+}
+
+static void *worker_main(void *arg) {
+    worker *w = arg;
+    for (;;) {
+        pthread_barrier_wait(&w->r->start);
+        if (w->r->done) return NULL;
+        work(w);
+        pthread_barrier_wait(&w->r->end);
+    }
+}
+
+static void replay_all(replay *r, size_t first) {
+    for (int t = 1; t < r->threads; t++) pthread_create(&r->w[t].th, NULL, worker_main, &r->w[t]);
+    for (size_t lo = first; lo < r->ds->n; lo += CHUNK) {
+        r->lo = lo;
+        r->hi = r->ds->n - lo < CHUNK ? r->ds->n : lo + CHUNK;
+        snapshot(r);
+        pthread_barrier_wait(&r->start);
+        work(&r->w[0]);
+        pthread_barrier_wait(&r->end);
+        settle(r);
+    }
+    r->done = 1;
+    pthread_barrier_wait(&r->start);
+    for (int t = 1; t < r->threads; t++) pthread_join(r->w[t].th, NULL);
+}
+
+/* ==== Results ==== */
+
+/* Coverage@k of strategy s from the threads' pointer maps: names resolved
+ * to the log's ids. */
+static void coverage(const replay *r, size_t s, run_replay_row *row) {
     const model_ids *items = r->ds->items;
     uint32_t n_items = model_ids_count(items);
     uint8_t *best = util_malloc(n_items ? n_items : 1);
     memset(best, 0xff, n_items);
-    const seen_map *m = &r->seen[s];
-    for (size_t i = 0; i < m->cap; i++) {
-        if (!m->key[i]) continue;
-        uint32_t idx = model_ids_find(items, m->key[i], strlen(m->key[i]));
-        if (idx != MODEL_NONE && m->rank[i] < best[idx]) best[idx] = m->rank[i];
+    for (int t = 0; t < r->threads; t++) {
+        const seen_map *m = &r->w[t].seen[s];
+        for (size_t i = 0; i < m->cap; i++) {
+            if (!m->key[i]) continue;
+            uint32_t idx = model_ids_find(items, m->key[i], strlen(m->key[i]));
+            if (idx != MODEL_NONE && m->rank[i] < best[idx]) best[idx] = m->rank[i];
+        }
     }
     for (uint32_t q = 0; q < r->p->n_k; q++) {
         uint32_t c = 0;
@@ -239,18 +329,25 @@ static void coverage(replay *r, size_t s, run_replay_row *row) {
     free(best);
 }
 
-static void finish(replay *r) {
-    run_replay_result *o = r->out;
+static void finish(replay *r, run_replay_result *o) {
     o->n_k = r->p->n_k;
     memcpy(o->ks, r->p->ks, sizeof(o->ks));
     o->n_rows = r->p->n_strategies;
+    for (int t = 0; t < r->threads; t++) {
+        const worker *w = &r->w[t];
+        o->scored += w->scored, o->repeats += w->repeats;
+        o->cold_users += w->cold_users, o->unknown_item += w->unknown_item;
+    }
     double d = o->scored ? (double)o->scored : 1;
     for (size_t s = 0; s < o->n_rows; s++) {
         run_replay_row *row = &o->rows[s];
         snprintf(row->name, sizeof(row->name), "%s", r->p->strategies[s].name);
         for (uint32_t q = 0; q < o->n_k; q++) {
-            row->hr[q] = r->hits[s][q] / d;
-            row->ndcg[q] = r->ndcg[s][q] / d;
+            double hits = 0, ndcg = 0;
+            for (int t = 0; t < r->threads; t++)
+                hits += r->w[t].hits[s][q], ndcg += r->w[t].ndcg[s][q];
+            row->hr[q] = hits / d;
+            row->ndcg[q] = ndcg / d;
         }
         coverage(r, s, row);
     }
@@ -258,15 +355,41 @@ static void finish(replay *r) {
         model_bandit_weights(r->bandit, g, o->bandit_weights[g]);
 }
 
+static replay *replay_new(const run_replay_params *p, const reload_view *v,
+                          const model_dataset *ds) {
+    replay *r = util_calloc(1, sizeof(*r));
+    r->p = p, r->v = v, r->ds = ds;
+    r->n_list = p->ks[p->n_k - 1];
+    r->users = util_calloc(model_ids_count(ds->users) + 1u, sizeof(*r->users));
+    uint32_t n_pop = r->n_list + p->cfg->history;
+    r->pop = model_popular_live_new(p->popular_half_life_ms, n_pop);
+    r->pop_names = util_malloc(n_pop * sizeof(*r->pop_names));
+    r->bandit = model_bandit_new(RUN_REPLAY_SEGMENTS, p->bandit_explore);
+    r->threads = p->threads > 0 ? p->threads : 1;
+    r->w = util_calloc((size_t)r->threads, sizeof(*r->w));
+    for (int t = 0; t < r->threads; t++) {
+        r->w[t].r = r, r->w[t].id = t;
+        run_recs_init(&r->w[t].recs);
+    }
+    pthread_barrier_init(&r->start, NULL, (unsigned)r->threads);
+    pthread_barrier_init(&r->end, NULL, (unsigned)r->threads);
+    return r;
+}
+
 static void replay_free(replay *r) {
     uint32_t n_users = model_ids_count(r->ds->users);
     for (uint32_t i = 0; i < n_users; i++) state_user_free(r->users[i]);
     free(r->users);
-    for (size_t s = 0; s < RUN_REPLAY_MAX_STRATEGIES; s++) {
-        free(r->seen[s].key);
-        free(r->seen[s].rank);
+    for (int t = 0; t < r->threads; t++) {
+        for (size_t s = 0; s < RUN_REPLAY_MAX_STRATEGIES; s++) {
+            free(r->w[t].seen[s].key);
+            free(r->w[t].seen[s].rank);
+        }
+        run_recs_free(&r->w[t].recs);
     }
-    run_recs_free(&r->recs);
+    free(r->w);
+    pthread_barrier_destroy(&r->start);
+    pthread_barrier_destroy(&r->end);
     model_popular_live_free(r->pop);
     model_bandit_free(r->bandit);
     free(r->pop_names);
@@ -280,23 +403,21 @@ int run_replay(const run_replay_params *p, const reload_view *v, const model_dat
         snprintf(errstr, errstr_size, "replay: need 1 to 255 as cut-offs and a strategy");
         return -1;
     }
-    replay *r = util_calloc(1, sizeof(*r));
-    r->p = p, r->v = v, r->ds = ds, r->out = out;
-    r->n_list = p->ks[p->n_k - 1];
-    r->users = util_calloc(model_ids_count(ds->users) + 1u, sizeof(*r->users));
-    /* Long enough that n_list remain after a full window is left out. */
-    uint32_t n_pop = r->n_list + p->cfg->history;
-    r->pop = model_popular_live_new(p->popular_half_life_ms, n_pop);
-    r->pop_names = util_malloc(n_pop * sizeof(*r->pop_names));
-    r->bandit = model_bandit_new(RUN_REPLAY_SEGMENTS, p->bandit_explore);
-    run_recs_init(&r->recs);
-    for (size_t i = 0; i < first && i < ds->n; i++) apply(r, &ds->rows[i]);
-    out->trained = first < ds->n ? first : ds->n;
+    replay *r = replay_new(p, v, ds);
+    if (first > ds->n) first = ds->n;
+    for (size_t i = 0; i < first; i++) {
+        push(r, &ds->rows[i]);
+        model_popular_live_add(r->pop, ds->rows[i].item, event_weight(r, &ds->rows[i]),
+                               ds->rows[i].ts_ms);
+    }
+    out->trained = first;
+    out->replayed = ds->n - first;
     int64_t t0 = util_mono_ns();
-    for (size_t i = first; i < ds->n; i++) replay_event(r, &ds->rows[i]);
+    replay_all(r, first);
     out->seconds = (double)(util_mono_ns() - t0) / 1e9;
     out->events_per_s = out->seconds > 0 ? (double)out->replayed / out->seconds : 0;
-    finish(r);
+    out->threads = r->threads;
+    finish(r, out);
     replay_free(r);
     return 0;
 }

@@ -51,6 +51,7 @@ typedef struct run_replay_params {
                                            0 (default): counted live over the log */
     int64_t popular_half_life_ms;       /* live popularity decay; 0 = plain counts */
     double bandit_explore;              /* UCB bonus factor, default 0.1 */
+    int threads;                        /* users split over this many threads (default 1) */
 } run_replay_params;
 
 /* The built-in strategies: popular, offline, online, foldin, interleave,
@@ -73,6 +74,7 @@ typedef struct run_replay_result {
     uint64_t cold_users;   /* scored events of users with an empty window */
     uint64_t unknown_item; /* scored events whose item the model does not know */
     double seconds, events_per_s;
+    int threads; /* that ran the replay */
     uint32_t n_k, ks[RUN_REPLAY_MAX_K];
     size_t n_rows;
     run_replay_row rows[RUN_REPLAY_MAX_STRATEGIES];

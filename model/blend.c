@@ -63,7 +63,8 @@ static void put(out_list *o, codec_rec_item it, uint32_t h) {
 static void take(out_list *o, const model_candidates *c, size_t i, codec_source src) {
     if (o->n >= o->max) return;
     uint32_t h = id_hash(c->item_ids[i]);
-    if (!taken(o, c->item_ids[i], h)) put(o, (codec_rec_item){c->item_ids[i], c->scores[i], src}, h);
+    if (!taken(o, c->item_ids[i], h))
+        put(o, (codec_rec_item){c->item_ids[i], c->scores[i], src}, h);
 }
 
 static void take_all(out_list *o, const model_candidates *src, codec_source s) {

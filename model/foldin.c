@@ -39,8 +39,7 @@ FOLDIN_CLONES static void rank1(float *a, const float *y, float s, uint32_t f) {
 }
 
 /* out[j] = v . row j of y, for n rows. */
-FOLDIN_CLONES static void dots(const float *y, uint32_t n, uint32_t f, const float *v,
-                               float *out) {
+FOLDIN_CLONES static void dots(const float *y, uint32_t n, uint32_t f, const float *v, float *out) {
     for (uint32_t j = 0; j < n; j++) out[j] = dot8(y + (size_t)j * f, v, f);
 }
 
