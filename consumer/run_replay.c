@@ -110,8 +110,9 @@ typedef struct worker {
     int id;
     pthread_t th;
     run_recs recs;
-    double hits[RUN_REPLAY_MAX_STRATEGIES][RUN_REPLAY_MAX_K];
-    double ndcg[RUN_REPLAY_MAX_STRATEGIES][RUN_REPLAY_MAX_K];
+    /* Hits by rank: HR and NDCG come from these integer counts at the
+     * end, so the sums do not depend on how threads split the events. */
+    uint64_t at_rank[RUN_REPLAY_MAX_STRATEGIES][256];
     seen_map seen[RUN_REPLAY_MAX_STRATEGIES];
     uint64_t scored, repeats, cold_users, unknown_item;
 } worker;
@@ -191,12 +192,7 @@ static int rank_in(const codec_rec_item *items, size_t n, const char *item) {
 }
 
 static void count_list(worker *w, size_t s, const codec_rec_item *items, size_t n, int rank) {
-    const run_replay_params *p = w->r->p;
-    for (uint32_t q = 0; q < p->n_k; q++)
-        if (rank >= 0 && (uint32_t)rank < p->ks[q]) {
-            w->hits[s][q] += 1;
-            w->ndcg[s][q] += 1.0 / log2((double)rank + 2.0);
-        }
+    if (rank >= 0) w->at_rank[s][rank]++;
     for (size_t i = 0; i < n; i++) seen_put(&w->seen[s], items[i].item_id, (uint8_t)i);
 }
 
@@ -344,8 +340,12 @@ static void finish(replay *r, run_replay_result *o) {
         snprintf(row->name, sizeof(row->name), "%s", r->p->strategies[s].name);
         for (uint32_t q = 0; q < o->n_k; q++) {
             double hits = 0, ndcg = 0;
-            for (int t = 0; t < r->threads; t++)
-                hits += r->w[t].hits[s][q], ndcg += r->w[t].ndcg[s][q];
+            for (uint32_t k = 0; k < o->ks[q]; k++) {
+                uint64_t c = 0;
+                for (int t = 0; t < r->threads; t++) c += r->w[t].at_rank[s][k];
+                hits += (double)c;
+                ndcg += (double)c / log2((double)k + 2.0);
+            }
             row->hr[q] = hits / d;
             row->ndcg[q] = ndcg / d;
         }
