@@ -170,6 +170,17 @@ static model_dataset *synth_log(const eval_cfg *c) {
     return ds;
 }
 
+/* --min-weight: keeps events whose explicit weight (a rating) reaches the
+ * threshold, and events without one. The id tables keep every id: an id
+ * with no row left is simply never seen. */
+static void drop_light(model_dataset *ds, float min_weight) {
+    size_t kept = 0;
+    for (size_t i = 0; i < ds->n; i++)
+        if (ds->rows[i].weight < 0 || ds->rows[i].weight >= min_weight) ds->rows[kept++] = ds->rows[i];
+    log_info("--min-weight %g: kept %zu of %zu events", (double)min_weight, kept, ds->n);
+    ds->n = kept;
+}
+
 model_dataset *eval_load_log(const eval_cfg *c, const eval_plan *p, size_t *n_bad) {
     *n_bad = 0;
     if (c->synthetic != UNSET) return synth_log(c);
@@ -182,6 +193,7 @@ model_dataset *eval_load_log(const eval_cfg *c, const eval_plan *p, size_t *n_ba
         return NULL;
     }
     if (*n_bad) log_warn("%s: skipped %zu bad lines", c->input, *n_bad);
+    if (c->min_weight > 0) drop_light(ds, (float)c->min_weight);
     return ds;
 }
 
@@ -455,6 +467,8 @@ int cmd_eval(int argc, char **argv) {
          .help = "threads for training and ranking (0: all cores)"},
         {"json", 'j', UTIL_OPT_STRING, &c.json, .arg = "FILE",
          .help = "also write the results as JSON ('-': stdout, instead of the table)"},
+        {"min-weight", 0, UTIL_OPT_DOUBLE, &c.min_weight, .dmin = 0, .dmax = 1e9, .arg = "W",
+         .help = "drop events whose explicit weight (e.g. a rating) is below W"},
         {"replay", 'r', UTIL_OPT_STRING, &c.replay, .arg = "LOG",
          .help = "next-event replay of LOG (a file, or 'synthetic' for --synthetic N events)"},
         {"history", 0, UTIL_OPT_INT, &c.history, 1, STATE_H_MAX, .arg = "H",

@@ -317,11 +317,18 @@ static void coverage(const replay *r, size_t s, run_replay_row *row) {
             if (idx != MODEL_NONE && m->rank[i] < best[idx]) best[idx] = m->rank[i];
         }
     }
+    /* Over the items with events in the log (a filtered log's id table may
+     * hold more). */
+    uint8_t *present = util_calloc(n_items ? n_items : 1, 1);
+    uint32_t n_present = 0;
+    for (size_t i = 0; i < r->ds->n; i++) present[r->ds->rows[i].item] = 1;
+    for (uint32_t i = 0; i < n_items; i++) n_present += present[i];
     for (uint32_t q = 0; q < r->p->n_k; q++) {
         uint32_t c = 0;
-        for (uint32_t i = 0; i < n_items; i++) c += best[i] < r->p->ks[q];
-        row->coverage[q] = n_items ? (double)c / n_items : 0;
+        for (uint32_t i = 0; i < n_items; i++) c += present[i] && best[i] < r->p->ks[q];
+        row->coverage[q] = n_present ? (double)c / n_present : 0;
     }
+    free(present);
     free(best);
 }
 
