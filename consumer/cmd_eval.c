@@ -128,6 +128,8 @@ static int resolve(const util_cli *cli, const eval_cfg *c, int n_pos, eval_plan 
                               "5,10,20, not '%s'",
                               MODEL_EVAL_MAX_K, c->ks),
                -1;
+    if (c->replay && p->ks[p->n_k - 1] > 255)
+        return util_cli_error(cli, "--k: the replay's lists hold at most 255 items"), -1;
     if (c->log_level) {
         int l = util_log_level_parse(c->log_level);
         if (l < 0) return util_cli_error(cli, "--log-level: unknown '%s'", c->log_level), -1;
@@ -176,7 +178,8 @@ static model_dataset *synth_log(const eval_cfg *c) {
 static void drop_light(model_dataset *ds, float min_weight) {
     size_t kept = 0;
     for (size_t i = 0; i < ds->n; i++)
-        if (ds->rows[i].weight < 0 || ds->rows[i].weight >= min_weight) ds->rows[kept++] = ds->rows[i];
+        if (ds->rows[i].weight < 0 || ds->rows[i].weight >= min_weight)
+            ds->rows[kept++] = ds->rows[i];
     log_info("--min-weight %g: kept %zu of %zu events", (double)min_weight, kept, ds->n);
     ds->n = kept;
 }
