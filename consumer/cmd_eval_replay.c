@@ -143,9 +143,10 @@ static void print_table(const run_replay_result *r) {
         printf("\n");
     }
     printf("replayed %llu events (%llu scored, %llu repeats of a window item not scored) in "
-           "%.2f s: %.0f events/s\n",
+           "%.2f s: %.0f events/s (%d threads, %.2f CPU s: %.0f events per CPU second)\n",
            (unsigned long long)r->replayed, (unsigned long long)r->scored,
-           (unsigned long long)r->repeats, r->seconds, r->events_per_s);
+           (unsigned long long)r->repeats, r->seconds, r->events_per_s, r->threads, r->cpu_seconds,
+           r->cpu_seconds > 0 ? (double)r->replayed / r->cpu_seconds : 0);
 }
 
 static json_t *rows_json(const run_replay_result *r) {
@@ -185,6 +186,8 @@ static json_t *report_json(const eval_cfg *c, const model_dataset *ds, size_t n_
                                (json_int_t)r->repeats, "cold_users", (json_int_t)r->cold_users,
                                "unknown_items", (json_int_t)r->unknown_item, "seconds", r->seconds,
                                "events_per_s", r->events_per_s, "train_seconds", s->train_seconds);
+    json_object_set_new(replay, "threads", json_integer(r->threads));
+    json_object_set_new(replay, "cpu_seconds", json_real(r->cpu_seconds));
     json_t *online =
         json_pack("{s:I, s:I, s:I, s:b, s:s, s:f}", "history", (json_int_t)cfg->history,
                   "neighbours", (json_int_t)cfg->online.k, "half_life_ms",

@@ -67,14 +67,15 @@ typedef struct run_replay_row {
 } run_replay_row;
 
 typedef struct run_replay_result {
-    uint64_t trained;      /* events applied before the replay */
-    uint64_t replayed;     /* events replayed */
-    uint64_t scored;       /* of which counted (the others repeat a window item) */
-    uint64_t repeats;      /* skipped: the item was in the user's window */
-    uint64_t cold_users;   /* scored events of users with an empty window */
-    uint64_t unknown_item; /* scored events whose item the model does not know */
-    double seconds, events_per_s;
-    int threads; /* that ran the replay */
+    uint64_t trained;             /* events applied before the replay */
+    uint64_t replayed;            /* events replayed */
+    uint64_t scored;              /* of which counted (the others repeat a window item) */
+    uint64_t repeats;             /* skipped: the item was in the user's window */
+    uint64_t cold_users;          /* scored events of users with an empty window */
+    uint64_t unknown_item;        /* scored events whose item the model does not know */
+    double seconds, events_per_s; /* wall clock of the replay (not the warm-up) */
+    double cpu_seconds;           /* CPU time of all its threads */
+    int threads;                  /* that ran the replay */
     uint32_t n_k, ks[RUN_REPLAY_MAX_K];
     size_t n_rows;
     run_replay_row rows[RUN_REPLAY_MAX_STRATEGIES];
