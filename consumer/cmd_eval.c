@@ -367,6 +367,17 @@ static int replay_flags(const util_cli *cli, eval_cfg *c) {
     } else {
         c->input = c->replay;
     }
+    static const char *searchable[] = {"popular",    "offline",  "online", "foldin",
+                                       "interleave", "weighted", "rerank", "bandit"};
+    int known = !c->search;
+    for (size_t i = 0; i < sizeof(searchable) / sizeof(searchable[0]) && !known; i++)
+        known = !strcmp(c->search, searchable[i]);
+    if (!known)
+        return util_cli_error(cli,
+                              "--search: expected a built-in strategy (online, rerank, ...), "
+                              "not '%s'",
+                              c->search),
+               -1;
     if (strcmp(c->popular, "live") && strcmp(c->popular, "model"))
         return util_cli_error(cli, "--popular: expected live or model, not '%s'", c->popular), -1;
     if (c->half_life_ms <= 0) return util_cli_error(cli, "--half-life: must be positive"), -1;

@@ -76,8 +76,10 @@ static int train_served(const eval_cfg *c, const eval_plan *p, const model_datas
     int64_t t0 = util_mono_ns();
     if (model_als_train(train, &p->als, on_iteration, NULL, &als, err, sizeof(err)))
         return log_error("ALS: %s", err), -1;
-    int rc =
-        model_build(train, &als, &p->als, (uint32_t)c->neighbours, 100, 0, &s->m, err, sizeof(err));
+    /* The search tries K up to 100: the model must keep that many. */
+    uint32_t k = (uint32_t)c->neighbours;
+    if (c->search && k < 100) k = 100;
+    int rc = model_build(train, &als, &p->als, k, 100, 0, &s->m, err, sizeof(err));
     if (rc)
         log_error("model: %s", err);
     else
@@ -198,8 +200,6 @@ static json_t *report_json(const eval_cfg *c, const model_dataset *ds, size_t n_
                      "bandit_weights", bandit_json(r));
 }
 
-/* ==== The command ==== */
-
 static size_t cut_index(const model_dataset *ds, int64_t cut_ms) {
     size_t lo = 0, hi = ds->n;
     while (lo < hi) {
@@ -223,6 +223,162 @@ static int replay_once(const eval_cfg *c, const eval_plan *p, const model_datase
     return 0;
 }
 
+/* ==== Hyper-parameter search (--search STRATEGY) ====
+ *
+ * Coordinate ascent over a small grid: starting from the flags' values,
+ * each parameter in turn takes every value of its row while the others keep
+ * their best so far, and the best HR@10 (NDCG@10 breaking ties) of the
+ * strategy is kept. One pass: 4 + 4 + 5 + 3 replays, fewer when a value
+ * equals the current one. Only the strategy searched is replayed. */
+
+static const uint32_t grid_h[] = {10, 20, 50, 100};
+static const uint32_t grid_k[] = {10, 20, 50, 100};
+static const int64_t grid_half_life[] = {600000, 3600000, 21600000, 86400000, 604800000};
+static const float grid_weights[][CODEC_EVENT_TYPES] = {{1, 0.5f, 3}, {1, 1, 1}, {1, 0.25f, 6}};
+#define GRID_N(a) (sizeof(a) / sizeof((a)[0]))
+
+typedef struct setting {
+    uint32_t h, k;
+    int64_t half_life_ms;
+    size_t weights; /* row of grid_weights */
+    double hr10, ndcg10;
+} setting;
+
+typedef struct search {
+    const eval_cfg *c;
+    const eval_plan *p;
+    const model_dataset *ds;
+    size_t first;
+    const served *s;
+    run_replay_params rp;
+    size_t at10; /* index of k = 10 in the cut-offs, or the nearest */
+    setting tried[64];
+    size_t n_tried;
+} search;
+
+static int try_setting(search *x, setting *st) {
+    for (size_t i = 0; i < x->n_tried; i++) {
+        const setting *t = &x->tried[i];
+        if (t->h == st->h && t->k == st->k && t->half_life_ms == st->half_life_ms &&
+            t->weights == st->weights)
+            return *st = *t, 0;
+    }
+    run_config cfg;
+    online_config(x->c, x->p, &cfg);
+    cfg.history = st->h, cfg.online.k = st->k, cfg.online.half_life_ms = st->half_life_ms;
+    memcpy(cfg.online.type_weight, grid_weights[st->weights], sizeof(cfg.online.type_weight));
+    x->rp.cfg = &cfg;
+    static run_replay_result res;
+    char err[256];
+    if (run_replay(&x->rp, &x->s->v, x->ds, x->first, &res, err, sizeof(err)))
+        return log_error("%s", err), -1;
+    st->hr10 = res.rows[0].hr[x->at10];
+    st->ndcg10 = res.rows[0].ndcg[x->at10];
+    log_info("search: H %u, K %u, half-life %lld ms, weights %zu: HR@%u %.4f (%.1f s)", st->h,
+             st->k, (long long)st->half_life_ms, st->weights, res.ks[x->at10], st->hr10,
+             res.seconds);
+    if (x->n_tried < GRID_N(x->tried)) x->tried[x->n_tried++] = *st;
+    return 0;
+}
+
+static int better(const setting *a, const setting *b) {
+    return a->hr10 > b->hr10 || (a->hr10 == b->hr10 && a->ndcg10 > b->ndcg10);
+}
+
+/* Tries every value of one parameter (which: 0 H, 1 K, 2 half-life, 3
+ * weights) around best. */
+static int sweep(search *x, int which, setting *best) {
+    size_t n = which == 0   ? GRID_N(grid_h)
+               : which == 1 ? GRID_N(grid_k)
+               : which == 2 ? GRID_N(grid_half_life)
+                            : GRID_N(grid_weights);
+    for (size_t i = 0; i < n; i++) {
+        setting st = *best;
+        if (which == 0) st.h = grid_h[i];
+        if (which == 1) st.k = grid_k[i];
+        if (which == 2) st.half_life_ms = grid_half_life[i];
+        if (which == 3) st.weights = i;
+        if (st.k > x->s->m->k) continue; /* the model keeps no more neighbours */
+        if (try_setting(x, &st)) return -1;
+        if (better(&st, best)) *best = st;
+    }
+    return 0;
+}
+
+static void print_search(const search *x, const setting *best) {
+    printf("%-6s %-6s %-12s %-22s %8s %8s\n", "H", "K", "half-life", "weights (l,v,like)", "HR@10",
+           "NDCG@10");
+    for (size_t i = 0; i < x->n_tried; i++) {
+        const setting *t = &x->tried[i];
+        const float *w = grid_weights[t->weights];
+        printf("%-6u %-6u %-12.3g %-5g %-5g %-10g %8.4f %8.4f\n", t->h, t->k,
+               (double)t->half_life_ms / 3600000.0, (double)w[0], (double)w[1], (double)w[2],
+               t->hr10, t->ndcg10);
+    }
+    const float *w = grid_weights[best->weights];
+    printf("best for %s: --history %u --neighbours %u --half-life %lldms --type-weights "
+           "listen=%g,view=%g,like=%g: HR@10 %.4f, NDCG@10 %.4f\n",
+           x->rp.strategies[0].name, best->h, best->k, (long long)best->half_life_ms, (double)w[0],
+           (double)w[1], (double)w[2], best->hr10, best->ndcg10);
+}
+
+static json_t *search_json(const search *x, const setting *best) {
+    json_t *tried = json_array();
+    for (size_t i = 0; i <= x->n_tried; i++) {
+        const setting *t = i < x->n_tried ? &x->tried[i] : best;
+        const float *w = grid_weights[t->weights];
+        json_t *o =
+            json_pack("{s:I, s:I, s:I, s:{s:f, s:f, s:f}, s:f, s:f}", "history", (json_int_t)t->h,
+                      "neighbours", (json_int_t)t->k, "half_life_ms", (json_int_t)t->half_life_ms,
+                      "type_weights", "listen", (double)w[0], "view", (double)w[1], "like",
+                      (double)w[2], "hr10", t->hr10, "ndcg10", t->ndcg10);
+        if (i < x->n_tried)
+            json_array_append_new(tried, o);
+        else
+            return json_pack("{s:s, s:o, s:o}", "strategy", x->rp.strategies[0].name, "tried",
+                             tried, "best", o);
+    }
+    return NULL;
+}
+
+/* The strategy named by --search, alone in the replay. */
+static int search_params(const eval_cfg *c, const eval_plan *p, const run_config *cfg, search *x) {
+    run_replay_params all;
+    replay_params(c, p, cfg, &all);
+    run_replay_params_default(&x->rp, cfg);
+    x->rp = all;
+    x->rp.n_strategies = 0;
+    for (size_t i = 0; i < all.n_strategies; i++)
+        if (!strcmp(all.strategies[i].name, c->search))
+            x->rp.strategies[x->rp.n_strategies++] = all.strategies[i];
+    if (!x->rp.n_strategies) return log_error("--search: no strategy '%s'", c->search), -1;
+    x->at10 = 0;
+    for (uint32_t q = 0; q < p->n_k; q++)
+        if (p->ks[q] <= 10) x->at10 = q;
+    return 0;
+}
+
+static int run_search(const eval_cfg *c, const eval_plan *p, const model_dataset *ds, size_t first,
+                      const served *s) {
+    static search x;
+    memset(&x, 0, sizeof(x));
+    x.c = c, x.p = p, x.ds = ds, x.first = first, x.s = s;
+    run_config cfg;
+    online_config(c, p, &cfg);
+    if (search_params(c, p, &cfg, &x)) return 1;
+    setting best = {cfg.history, cfg.online.k, cfg.online.half_life_ms, 0, -1, -1};
+    for (int which = 0; which < 4; which++)
+        if (sweep(&x, which, &best)) return 1;
+    if (!(c->json && !strcmp(c->json, "-"))) print_search(&x, &best);
+    if (!c->json) return 0;
+    json_t *doc = search_json(&x, &best);
+    int rc = eval_write_json(c->json, doc) ? 1 : 0;
+    json_decref(doc);
+    return rc;
+}
+
+/* ==== The command ==== */
+
 int eval_replay_main(const eval_cfg *c, const eval_plan *p) {
     size_t n_bad;
     model_dataset *ds = eval_load_log(c, p, &n_bad);
@@ -243,6 +399,10 @@ int eval_replay_main(const eval_cfg *c, const eval_plan *p) {
              (long long)cut_ms);
     train = train_part(ds, first);
     if (train_served(c, p, train, p->ks[p->n_k - 1], &s)) goto out;
+    if (c->search) {
+        rc = run_search(c, p, ds, first, &s);
+        goto out;
+    }
     run_replay_result res;
     if (replay_once(c, p, ds, first, &s, &res)) goto out;
     int to_stdout = c->json && !strcmp(c->json, "-");

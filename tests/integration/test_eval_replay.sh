@@ -63,8 +63,26 @@ assert hr["rerank"] > hr["online"] and hr["rerank"] > hr["offline"], hr
 assert hr["online"] > hr["popular"], hr
 PY
 
+# ---- hyper-parameter search of the online part: every setting tried is
+# listed, the best is the best of them, and the best command line is printed
+"$RECSTREAM" eval --replay "$T/u.data" --columns user,item,weight,ts --ts-unit s \
+  --factors 8 --iterations 5 --search online --json "$T/search.json" >"$T/search.out" \
+  2>"$T/search.err" || fail "search"
+grep -q '^best for online: --history [0-9]* --neighbours [0-9]* --half-life [0-9]*ms --type-weights listen=' \
+  "$T/search.out" || fail "search: best line"
+python3 - "$T/search.json" <<'PY' || fail "search JSON"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["strategy"] == "online"
+tried = d["tried"]
+assert 10 <= len(tried) <= 16, len(tried)
+assert d["best"]["hr10"] == max(t["hr10"] for t in tried), d["best"]
+assert {t["history"] for t in tried} == {10, 20, 50, 100}
+PY
+
 # ---- bad flags: one line, exit 2
 for args in "--replay x --input y" "--replay x --popular often" "--search online" \
+  "--replay x --search nope" \
   "--replay x --synthetic 5" "--replay x --half-life 0" "--replay x --k 5,300"; do
   set +e
   # shellcheck disable=SC2086
