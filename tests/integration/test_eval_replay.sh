@@ -24,7 +24,7 @@ head -1 "$T/u.out" | grep -q '^strategy *HR@5 *HR@10 *HR@20 *NDCG@5 .* Cov@20$' 
 for s in popular offline online foldin interleave weighted rerank bandit variant:mine; do
   grep -q "^$s " "$T/u.out" || fail "row $s"
 done
-grep -q '^replayed 2400 events (.* scored, .* repeats .*) in .* s: [0-9]* events/s$' "$T/u.out" ||
+grep -q '^replayed 2400 events (.* scored, .* repeats .*) in .* s: [0-9]* events/s ([0-9]* threads, .* CPU s: [0-9]* events per CPU second)$' "$T/u.out" ||
   fail "replay summary line"
 grep -q 'training on 9600 events, replaying 2400' "$T/u.err" || fail "cut at 80% by default"
 
