@@ -37,6 +37,9 @@ typedef struct run_recs {
     float *on_scores, *pop_scores, *off_scores;
     const char **on_names, **pop_names, **off_names;
     codec_rec_item *items;
+    uint32_t *fold_items; /* run_recs_foldin's list */
+    float *fold_scores;
+    const char **fold_names;
     state_pub_in *pub;
     size_t cap_exclude, cap_lists;
     float *conf, *user_vec; /* fold-in for the rerank blend */

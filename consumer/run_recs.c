@@ -30,6 +30,9 @@ void run_recs_free(run_recs *r) {
     free(r->pop_names);
     free(r->off_names);
     free(r->items);
+    free(r->fold_items);
+    free(r->fold_scores);
+    free(r->fold_names);
     free(r->pub);
     free(r->prev);
     free(r->prev_ids);
@@ -55,6 +58,9 @@ static void reserve(run_recs *r, size_t n, size_t h) {
     r->pop_names = util_realloc(r->pop_names, n * sizeof(char *));
     r->off_names = util_realloc(r->off_names, n * sizeof(char *));
     r->items = util_realloc(r->items, n * sizeof(*r->items));
+    r->fold_items = util_realloc(r->fold_items, n * sizeof(*r->fold_items));
+    r->fold_scores = util_realloc(r->fold_scores, n * sizeof(float));
+    r->fold_names = util_realloc(r->fold_names, n * sizeof(char *));
     r->pub = util_realloc(r->pub, n * sizeof(*r->pub));
     r->cap_lists = n;
 }
@@ -211,11 +217,12 @@ size_t run_recs_foldin(run_recs *r, const run_config *cfg, const reload_view *v,
         /* r->exclude holds the window's known items (online_list and
          * fold_in both fill it so). */
         size_t n_ex = cfg->online.include_seen ? 0 : r->n_known;
-        size_t k =
-            model_foldin_top(v->model, r->user_vec, r->exclude, n_ex, n, r->on_items, r->on_scores);
+        /* Its own buffers: r->src's online list stays for the next blend. */
+        size_t k = model_foldin_top(v->model, r->user_vec, r->exclude, n_ex, n, r->fold_items,
+                                    r->fold_scores);
         for (size_t i = 0; i < k; i++)
-            r->on_names[i] = model_ids_name(v->model->items, r->on_items[i]);
-        src[CODEC_SOURCE_ONLINE] = (model_candidates){r->on_names, r->on_scores, k};
+            r->fold_names[i] = model_ids_name(v->model->items, r->fold_items[i]);
+        src[CODEC_SOURCE_ONLINE] = (model_candidates){r->fold_names, r->fold_scores, k};
     }
     model_blend_params p;
     model_blend_params_default(&p);
