@@ -353,6 +353,38 @@ static int eval_main(const eval_cfg *c, const eval_plan *p) {
     return rc;
 }
 
+int eval_list_has(const char *list, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == n && !strncmp(p, name, n)) return 1;
+        p += len + (end ? 1 : 0);
+    }
+    return 0;
+}
+
+static const char *const replay_builtin[] = {"popular",    "offline",  "online", "foldin",
+                                             "interleave", "weighted", "rerank", "bandit"};
+#define REPLAY_BUILTINS (sizeof(replay_builtin) / sizeof(replay_builtin[0]))
+
+static int is_builtin(const char *name, size_t len) {
+    for (size_t i = 0; i < REPLAY_BUILTINS; i++)
+        if (strlen(replay_builtin[i]) == len && !strncmp(name, replay_builtin[i], len)) return 1;
+    return 0;
+}
+
+/* --strategies: every name a built-in one. */
+static int strategies_ok(const char *list) {
+    for (const char *p = list;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (!is_builtin(p, len)) return 0;
+        if (!end) return 1;
+        p = end + 1;
+    }
+}
+
 /* --replay LOG stands for --input LOG (or the generator) and a time cut. */
 static int replay_flags(const util_cli *cli, eval_cfg *c) {
     if (!c->replay) {
@@ -367,16 +399,18 @@ static int replay_flags(const util_cli *cli, eval_cfg *c) {
     } else {
         c->input = c->replay;
     }
-    static const char *searchable[] = {"popular",    "offline",  "online", "foldin",
-                                       "interleave", "weighted", "rerank", "bandit"};
-    int known = !c->search;
-    for (size_t i = 0; i < sizeof(searchable) / sizeof(searchable[0]) && !known; i++)
-        known = !strcmp(c->search, searchable[i]);
+    int known = !c->search || is_builtin(c->search, strlen(c->search));
     if (!known)
         return util_cli_error(cli,
                               "--search: expected a built-in strategy (online, rerank, ...), "
                               "not '%s'",
                               c->search),
+               -1;
+    if (c->strategies && !strategies_ok(c->strategies))
+        return util_cli_error(cli,
+                              "--strategies: expected names from popular, offline, online, "
+                              "foldin, interleave, weighted, rerank, bandit, not '%s'",
+                              c->strategies),
                -1;
     if (strcmp(c->popular, "live") && strcmp(c->popular, "model"))
         return util_cli_error(cli, "--popular: expected live or model, not '%s'", c->popular), -1;
@@ -503,6 +537,9 @@ int cmd_eval(int argc, char **argv) {
          .arg = "X", .help = "replay: UCB exploration of the bandit's source weights (0.1)"},
         {"variant", 0, UTIL_OPT_FUNC, &c.variants, 0, 0, 0, 0, ab_opt_variant, "SPEC",
          "replay: also evaluate this blend (as run's --variant; repeatable)"},
+        {"strategies", 0, UTIL_OPT_STRING, &c.strategies, .arg = "LIST",
+         .help = "replay: only these built-in strategies (default all: popular,offline,online,"
+                 "foldin,interleave,weighted,rerank,bandit)"},
         {"search", 0, UTIL_OPT_STRING, &c.search, .arg = "STRATEGY",
          .help = "replay: grid search of H, K, half-life and type weights for STRATEGY's HR@10"},
         {"log-level", 0, UTIL_OPT_STRING, &c.log_level, .arg = "LEVEL",

@@ -111,9 +111,14 @@ static void replay_params(const eval_cfg *c, const eval_plan *p, const run_confi
     rp->popular_half_life_ms = c->popular_half_life_ms;
     rp->bandit_explore = c->bandit_explore;
     rp->threads = c->threads > 0 ? (int)c->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
-    for (size_t s = 0; s < rp->n_strategies; s++)
+    size_t kept = 0;
+    for (size_t s = 0; s < rp->n_strategies; s++) {
         if (rp->strategies[s].blend.strategy == MODEL_BLEND_RERANK)
             rp->strategies[s].blend.rerank_mix = (float)c->rerank_mix;
+        if (!c->strategies || eval_list_has(c->strategies, rp->strategies[s].name))
+            rp->strategies[kept++] = rp->strategies[s];
+    }
+    rp->n_strategies = kept;
     for (size_t i = 0; i < c->variants.n; i++) {
         const ab_variant *av = &c->variants.variants[i];
         char name[RUN_REPLAY_NAME_MAX];

@@ -23,7 +23,7 @@ typedef struct eval_cfg {
     double zipf, in_cluster, drift, new_users, new_items;
     double test_fraction, regularization, alpha, log_eps;
     /* --replay */
-    const char *replay, *popular, *search;
+    const char *replay, *popular, *search, *strategies;
     int64_t history, neighbours, half_life_ms, popular_half_life_ms;
     double rerank_mix, bandit_explore, min_weight;
     int include_seen;
@@ -42,6 +42,9 @@ typedef struct eval_plan {
 model_dataset *eval_load_log(const eval_cfg *c, const eval_plan *p, size_t *n_bad);
 /* Writes doc to path ('-': stdout). */
 int eval_write_json(const char *path, json_t *doc);
+
+/* 1 when the comma-separated list names name. */
+int eval_list_has(const char *list, const char *name);
 
 /* cmd_eval_replay.c: `eval --replay`. Returns the exit code. */
 int eval_replay_main(const eval_cfg *c, const eval_plan *p);

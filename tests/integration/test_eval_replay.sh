@@ -82,7 +82,7 @@ PY
 
 # ---- bad flags: one line, exit 2
 for args in "--replay x --input y" "--replay x --popular often" "--search online" \
-  "--replay x --search nope" \
+  "--replay x --search nope" "--replay x --strategies online,bogus" \
   "--replay x --synthetic 5" "--replay x --half-life 0" "--replay x --k 5,300"; do
   set +e
   # shellcheck disable=SC2086
