@@ -26,9 +26,16 @@ static const char about[] =
     "rest; every test user gets a full ranking of all items they have not had in training,\n"
     "and HR, precision, recall, NDCG and MAP at each k and catalogue coverage are reported\n"
     "as a table on stdout and as JSON with --json FILE ('-' for stdout).\n"
+    "--replay LOG instead cuts the time-ordered log, trains on the first part and replays\n"
+    "the rest event by event through the processor's per-user code, reporting next-event\n"
+    "HR, NDCG and coverage per strategy (popular, offline, online, foldin, the blends,\n"
+    "each --variant) and the replay's events/s; --search STRATEGY tunes H, K, the\n"
+    "half-life and the type weights on it (docs/eval.md).\n"
     "Examples:\n"
     "  recstream eval --synthetic 1000000 --users 20000 --items 5000\n"
-    "  recstream eval --input u.data --columns user,item,weight,ts --ts-unit s --split time";
+    "  recstream eval --input u.data --columns user,item,weight,ts --ts-unit s --split time\n"
+    "  recstream eval --replay u.data --columns user,item,weight,ts --ts-unit s\n"
+    "  recstream eval --replay synthetic --synthetic 1000000 --drift 0.2";
 
 static int parse_ks(const char *s, eval_plan *p) {
     p->n_k = 0;
