@@ -134,7 +134,7 @@ static void replay_params(const eval_cfg *c, const eval_plan *p, const run_confi
 static void print_table(const run_replay_result *r) {
     static const char *metric[] = {"HR", "NDCG", "Cov"};
     char head[16];
-    printf("%-22s", "strategy");
+    printf("%-24s", "strategy");
     for (int m = 0; m < 3; m++)
         for (uint32_t q = 0; q < r->n_k; q++) {
             snprintf(head, sizeof(head), "%s@%u", metric[m], r->ks[q]);
@@ -143,7 +143,7 @@ static void print_table(const run_replay_result *r) {
     printf("\n");
     for (size_t s = 0; s < r->n_rows; s++) {
         const run_replay_row *row = &r->rows[s];
-        printf("%-22s", row->name);
+        printf("%-24s", row->name);
         for (uint32_t q = 0; q < r->n_k; q++) printf(" %8.4f", row->hr[q]);
         for (uint32_t q = 0; q < r->n_k; q++) printf(" %8.4f", row->ndcg[q]);
         for (uint32_t q = 0; q < r->n_k; q++) printf(" %8.4f", row->coverage[q]);
