@@ -371,8 +371,9 @@ int eval_list_has(const char *list, const char *name) {
     return 0;
 }
 
-static const char *const replay_builtin[] = {"popular",    "offline",  "online", "foldin",
-                                             "interleave", "weighted", "rerank", "bandit"};
+static const char *const replay_builtin[] = {"popular", "offline",       "online",
+                                             "foldin",  "interleave",    "weighted",
+                                             "rerank",  "rerank+foldin", "bandit"};
 #define REPLAY_BUILTINS (sizeof(replay_builtin) / sizeof(replay_builtin[0]))
 
 static int is_builtin(const char *name, size_t len) {
@@ -414,10 +415,11 @@ static int replay_flags(const util_cli *cli, eval_cfg *c) {
                               c->search),
                -1;
     if (c->strategies && !strategies_ok(c->strategies))
-        return util_cli_error(cli,
-                              "--strategies: expected names from popular, offline, online, "
-                              "foldin, interleave, weighted, rerank, bandit, not '%s'",
-                              c->strategies),
+        return util_cli_error(
+                   cli,
+                   "--strategies: expected names from popular, offline, online, "
+                   "foldin, interleave, weighted, rerank, rerank+foldin, bandit, not '%s'",
+                   c->strategies),
                -1;
     if (strcmp(c->popular, "live") && strcmp(c->popular, "model"))
         return util_cli_error(cli, "--popular: expected live or model, not '%s'", c->popular), -1;

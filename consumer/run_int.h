@@ -40,6 +40,10 @@ typedef struct run_recs {
     uint32_t *fold_items; /* run_recs_foldin's list */
     float *fold_scores;
     const char **fold_names;
+    size_t fold_n, src_n;   /* fold_* entries; the n the sources were made with */
+    int fold_done;          /* fold_* computed for the current sources */
+    const char **mix_names; /* online and fold-in candidates for rerank_foldin */
+    float *mix_scores;
     state_pub_in *pub;
     size_t cap_exclude, cap_lists;
     float *conf, *user_vec; /* fold-in for the rerank blend */

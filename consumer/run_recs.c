@@ -33,6 +33,8 @@ void run_recs_free(run_recs *r) {
     free(r->fold_items);
     free(r->fold_scores);
     free(r->fold_names);
+    free(r->mix_names);
+    free(r->mix_scores);
     free(r->pub);
     free(r->prev);
     free(r->prev_ids);
@@ -61,6 +63,8 @@ static void reserve(run_recs *r, size_t n, size_t h) {
     r->fold_items = util_realloc(r->fold_items, n * sizeof(*r->fold_items));
     r->fold_scores = util_realloc(r->fold_scores, n * sizeof(float));
     r->fold_names = util_realloc(r->fold_names, n * sizeof(char *));
+    r->mix_names = util_realloc(r->mix_names, 2 * n * sizeof(char *));
+    r->mix_scores = util_realloc(r->mix_scores, 2 * n * sizeof(float));
     r->pub = util_realloc(r->pub, n * sizeof(*r->pub));
     r->cap_lists = n;
 }
@@ -186,6 +190,8 @@ void run_recs_sources(run_recs *r, const run_config *cfg, const reload_view *v, 
                       const model_candidates *popular) {
     reserve(r, n, u->n_events ? u->n_events : 1);
     r->vec_state = 0;
+    r->fold_done = 0;
+    r->src_n = n;
     window_filter(r, u);
     size_t k = online_list(r, cfg, v->model, u, window_now(u, trigger_ts), n);
     r->src[CODEC_SOURCE_ONLINE] = (model_candidates){r->on_names, r->on_scores, k};
@@ -195,35 +201,69 @@ void run_recs_sources(run_recs *r, const run_config *cfg, const reload_view *v, 
     r->src[CODEC_SOURCE_POPULAR] = (model_candidates){r->pop_names, r->pop_scores, k};
 }
 
+/* The folded-in vector's best n items of the catalogue, into r->fold_*
+ * (their own buffers: r->src's online list stays for the next blend), once
+ * per run_recs_sources. Returns the count, 0 when the user cannot be
+ * folded in. */
+static size_t fold_list(run_recs *r, const run_config *cfg, const reload_view *v,
+                        const state_user *u, size_t n) {
+    if (r->fold_done) return r->fold_n;
+    r->fold_done = 1;
+    r->fold_n = 0;
+    if (fold_in(r, cfg, v->model, u) != 0) return 0;
+    /* r->exclude holds the window's known items (online_list and fold_in
+     * both fill it so). */
+    size_t n_ex = cfg->online.include_seen ? 0 : r->n_known;
+    r->fold_n =
+        model_foldin_top(v->model, r->user_vec, r->exclude, n_ex, n, r->fold_items, r->fold_scores);
+    for (size_t i = 0; i < r->fold_n; i++)
+        r->fold_names[i] = model_ids_name(v->model->items, r->fold_items[i]);
+    return r->fold_n;
+}
+
+/* RERANK with rerank_foldin: the online candidates and the user vector's
+ * own best items, alternately, duplicates dropped, so the re-ranking can
+ * pick what neither the neighbours nor the offline list proposed. */
+static model_candidates online_and_foldin(run_recs *r, size_t nf) {
+    const model_candidates *on = &r->src[CODEC_SOURCE_ONLINE];
+    size_t k = 0;
+    for (size_t i = 0; i < on->n || i < nf; i++)
+        for (int s = 0; s < 2; s++) {
+            const char *id =
+                s ? (i < nf ? r->fold_names[i] : NULL) : (i < on->n ? on->item_ids[i] : NULL);
+            int dup = !id;
+            for (size_t j = 0; j < k && !dup; j++) dup = !strcmp(r->mix_names[j], id);
+            if (dup) continue;
+            r->mix_names[k] = id;
+            r->mix_scores[k++] = s ? r->fold_scores[i] : on->scores[i];
+        }
+    return (model_candidates){r->mix_names, r->mix_scores, k};
+}
+
 size_t run_recs_blend(run_recs *r, const run_config *cfg, const model_blend_params *bp,
                       const reload_view *v, const state_user *u) {
     model_blend_params p = *bp;
+    if (p.n > r->cap_lists) p.n = (uint32_t)r->cap_lists;
     rerank_ctx rx = {v->model, NULL};
+    model_candidates src[CODEC_SOURCES];
+    memcpy(src, r->src, sizeof(src));
     if (p.strategy == MODEL_BLEND_RERANK && fold_in(r, cfg, v->model, u) == 0) {
         rx.user_vec = r->user_vec;
         p.rerank = rerank_score;
         p.rerank_opaque = &rx;
+        size_t nf = p.rerank_foldin ? fold_list(r, cfg, v, u, r->src_n) : 0;
+        if (nf) src[CODEC_SOURCE_ONLINE] = online_and_foldin(r, nf);
     }
-    if (p.n > r->cap_lists) p.n = (uint32_t)r->cap_lists;
-    return model_blend(&p, r->src, r->items);
+    return model_blend(&p, src, r->items);
 }
 
 size_t run_recs_foldin(run_recs *r, const run_config *cfg, const reload_view *v,
                        const state_user *u, size_t n) {
     model_candidates src[CODEC_SOURCES];
     memcpy(src, r->src, sizeof(src));
-    src[CODEC_SOURCE_ONLINE].n = 0;
-    if (fold_in(r, cfg, v->model, u) == 0) {
-        /* r->exclude holds the window's known items (online_list and
-         * fold_in both fill it so). */
-        size_t n_ex = cfg->online.include_seen ? 0 : r->n_known;
-        /* Its own buffers: r->src's online list stays for the next blend. */
-        size_t k = model_foldin_top(v->model, r->user_vec, r->exclude, n_ex, n, r->fold_items,
-                                    r->fold_scores);
-        for (size_t i = 0; i < k; i++)
-            r->fold_names[i] = model_ids_name(v->model->items, r->fold_items[i]);
-        src[CODEC_SOURCE_ONLINE] = (model_candidates){r->fold_names, r->fold_scores, k};
-    }
+    if (n > r->src_n) n = r->src_n;
+    size_t k = fold_list(r, cfg, v, u, n);
+    src[CODEC_SOURCE_ONLINE] = (model_candidates){r->fold_names, r->fold_scores, k < n ? k : n};
     model_blend_params p;
     model_blend_params_default(&p);
     p.strategy = MODEL_BLEND_ONLINE;

@@ -41,6 +41,8 @@ void run_replay_params_default(run_replay_params *p, const run_config *cfg) {
     add_builtin(p, "interleave", RUN_REPLAY_BLEND, MODEL_BLEND_INTERLEAVE, 0);
     add_builtin(p, "weighted", RUN_REPLAY_BLEND, MODEL_BLEND_WEIGHTED, 0);
     add_builtin(p, "rerank", RUN_REPLAY_BLEND, MODEL_BLEND_RERANK, 1.0f);
+    add_builtin(p, "rerank+foldin", RUN_REPLAY_BLEND, MODEL_BLEND_RERANK, 1.0f);
+    p->strategies[p->n_strategies - 1].blend.rerank_foldin = 1;
     add_builtin(p, "bandit", RUN_REPLAY_BANDIT, MODEL_BLEND_WEIGHTED, 0);
     static const uint32_t ks[] = {5, 10, 20};
     memcpy(p->ks, ks, sizeof(ks));

@@ -24,7 +24,7 @@
 #include "reload.h"
 #include "run.h"
 
-#define RUN_REPLAY_MAX_STRATEGIES (8 + AB_MAX_VARIANTS)
+#define RUN_REPLAY_MAX_STRATEGIES (9 + AB_MAX_VARIANTS)
 #define RUN_REPLAY_MAX_K          MODEL_EVAL_MAX_K
 #define RUN_REPLAY_NAME_MAX       48 /* "variant:" and an A/B name */
 #define RUN_REPLAY_SEGMENTS       4  /* bandit segments: window of 0, 1-4, 5-19, 20+ events */

@@ -233,6 +233,10 @@ typedef struct model_blend_params {
     /* RERANK: the candidate's score is z(rerank) + rerank_mix * (its
      * WEIGHTED rank-merge score); 0 (default): the user vector alone. */
     float rerank_mix;
+    /* RERANK: the caller adds the user vector's own best items of the whole
+     * catalogue to the online candidates (a catalogue scan per list: the
+     * replay's `rerank+foldin`; off by default). */
+    int rerank_foldin;
 } model_blend_params;
 
 void model_blend_params_default(model_blend_params *p);

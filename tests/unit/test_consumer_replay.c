@@ -98,7 +98,7 @@ static void test_counts_and_ranges(void **st) {
     assert_int_equal(r.replayed, w->ds->n - w->first);
     assert_int_equal(r.scored + r.repeats, r.replayed);
     assert_true(r.scored > 0 && r.cold_users > 0);
-    assert_int_equal(r.n_rows, 8);
+    assert_int_equal(r.n_rows, 9);
     assert_int_equal(r.n_k, 3);
     for (size_t s = 0; s < r.n_rows; s++)
         for (uint32_t q = 0; q < r.n_k; q++) {
