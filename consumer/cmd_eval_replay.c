@@ -123,9 +123,8 @@ static void replay_params(const eval_cfg *c, const eval_plan *p, const run_confi
         const ab_variant *av = &c->variants.variants[i];
         char name[RUN_REPLAY_NAME_MAX];
         snprintf(name, sizeof(name), "variant:%s", av->name);
-        model_blend_params b = av->blend;
-        if (b.strategy == MODEL_BLEND_RERANK) b.rerank_mix = (float)c->rerank_mix;
-        run_replay_add(rp, name, RUN_REPLAY_BLEND, &b);
+        /* A variant blends exactly as `run --variant` would: its own mix. */
+        run_replay_add(rp, name, RUN_REPLAY_BLEND, &av->blend);
     }
 }
 
