@@ -82,6 +82,17 @@ static int variant_key(ab_variant *v, const char *key, const char *val, char *er
         v->blend.n = (uint32_t)i;
         return 0;
     }
+    if (!strcmp(key, "mix")) {
+        if (util_parse_double(val, 0, 1e6, &d))
+            return snprintf(errstr, errstr_size, "mix '%s' must be a number >= 0", val), -1;
+        v->blend.rerank_mix = (float)d;
+        return 0;
+    }
+    if (!strcmp(key, "foldin")) {
+        if (util_parse_bool(val, &v->blend.rerank_foldin))
+            return snprintf(errstr, errstr_size, "foldin '%s' must be true or false", val), -1;
+        return 0;
+    }
     for (int s = 0; s < CODEC_SOURCES; s++) {
         if (strcmp(key, wkeys[s])) continue;
         if (util_parse_double(val, 0, 1e6, &d))
@@ -90,7 +101,8 @@ static int variant_key(ab_variant *v, const char *key, const char *val, char *er
         return 0;
     }
     snprintf(errstr, errstr_size,
-             "unknown variant key '%s' (name, share, blend, n, w.online, w.offline, w.popular)",
+             "unknown variant key '%s' (name, share, blend, n, w.online, w.offline, w.popular, "
+             "mix, foldin)",
              key);
     return -1;
 }

@@ -9,31 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ab.h"
 #include "commands.h"
 #include "model.h"
+#include "state.h"
 #include "util.h"
 
-#define UNSET -1
-
-/* ==== Settings ==== */
-
-typedef struct eval_cfg {
-    const char *input, *format, *columns, *ts_unit, *default_type, *split, *ks, *solver;
-    const char *type_weights, *json, *log_level;
-    int header, strict, log_confidence;
-    int64_t synthetic, users, items, clusters, seed, holdout, cut_time;
-    int64_t factors, iterations, cg_steps, threads;
-    double zipf, in_cluster, drift, new_users, new_items;
-    double test_fraction, regularization, alpha, log_eps;
-} eval_cfg;
-
-/* What the strings resolve to. */
-typedef struct eval_plan {
-    codec_file_opts file;
-    int leave_last_out;
-    uint32_t ks[MODEL_EVAL_MAX_K], n_k;
-    model_als_params als;
-} eval_plan;
+#include "eval_int.h"
 
 static const char about[] =
     "Evaluates ALS beside a popularity baseline offline. The log comes from an event file\n"
@@ -44,9 +26,16 @@ static const char about[] =
     "rest; every test user gets a full ranking of all items they have not had in training,\n"
     "and HR, precision, recall, NDCG and MAP at each k and catalogue coverage are reported\n"
     "as a table on stdout and as JSON with --json FILE ('-' for stdout).\n"
+    "--replay LOG instead cuts the time-ordered log, trains on the first part and replays\n"
+    "the rest event by event through the processor's per-user code, reporting next-event\n"
+    "HR, NDCG and coverage per strategy (popular, offline, online, foldin, the blends,\n"
+    "each --variant) and the replay's events/s; --search STRATEGY tunes H, K, the\n"
+    "half-life and the type weights on it (docs/eval.md).\n"
     "Examples:\n"
     "  recstream eval --synthetic 1000000 --users 20000 --items 5000\n"
-    "  recstream eval --input u.data --columns user,item,weight,ts --ts-unit s --split time";
+    "  recstream eval --input u.data --columns user,item,weight,ts --ts-unit s --split time\n"
+    "  recstream eval --replay u.data --columns user,item,weight,ts --ts-unit s\n"
+    "  recstream eval --replay synthetic --synthetic 1000000 --drift 0.2";
 
 static int parse_ks(const char *s, eval_plan *p) {
     p->n_k = 0;
@@ -146,6 +135,8 @@ static int resolve(const util_cli *cli, const eval_cfg *c, int n_pos, eval_plan 
                               "5,10,20, not '%s'",
                               MODEL_EVAL_MAX_K, c->ks),
                -1;
+    if (c->replay && p->ks[p->n_k - 1] > 255)
+        return util_cli_error(cli, "--k: the replay's lists hold at most 255 items"), -1;
     if (c->log_level) {
         int l = util_log_level_parse(c->log_level);
         if (l < 0) return util_cli_error(cli, "--log-level: unknown '%s'", c->log_level), -1;
@@ -188,7 +179,19 @@ static model_dataset *synth_log(const eval_cfg *c) {
     return ds;
 }
 
-static model_dataset *load_log(const eval_cfg *c, const eval_plan *p, size_t *n_bad) {
+/* --min-weight: keeps events whose explicit weight (a rating) reaches the
+ * threshold, and events without one. The id tables keep every id: an id
+ * with no row left is simply never seen. */
+static void drop_light(model_dataset *ds, float min_weight) {
+    size_t kept = 0;
+    for (size_t i = 0; i < ds->n; i++)
+        if (ds->rows[i].weight < 0 || ds->rows[i].weight >= min_weight)
+            ds->rows[kept++] = ds->rows[i];
+    log_info("--min-weight %g: kept %zu of %zu events", (double)min_weight, kept, ds->n);
+    ds->n = kept;
+}
+
+model_dataset *eval_load_log(const eval_cfg *c, const eval_plan *p, size_t *n_bad) {
     *n_bad = 0;
     if (c->synthetic != UNSET) return synth_log(c);
     model_dataset *ds = model_dataset_new();
@@ -200,6 +203,7 @@ static model_dataset *load_log(const eval_cfg *c, const eval_plan *p, size_t *n_
         return NULL;
     }
     if (*n_bad) log_warn("%s: skipped %zu bad lines", c->input, *n_bad);
+    if (c->min_weight > 0) drop_light(ds, (float)c->min_weight);
     return ds;
 }
 
@@ -324,7 +328,7 @@ static json_t *report_json(const eval_cfg *c, const eval_plan *p, const model_da
                      result_json(&r->pop));
 }
 
-static int write_json(const char *path, json_t *doc) {
+int eval_write_json(const char *path, json_t *doc) {
     int rc = !strcmp(path, "-") ? json_dumpf(doc, stdout, JSON_INDENT(2))
                                 : json_dump_file(doc, path, JSON_INDENT(2));
     if (rc) return log_error("cannot write %s", path), -1;
@@ -336,7 +340,7 @@ static int write_json(const char *path, json_t *doc) {
 
 static int eval_main(const eval_cfg *c, const eval_plan *p) {
     size_t n_bad;
-    model_dataset *ds = load_log(c, p, &n_bad);
+    model_dataset *ds = eval_load_log(c, p, &n_bad);
     if (!ds) return 1;
     eval_run r;
     memset(&r, 0, sizeof(r));
@@ -347,13 +351,83 @@ static int eval_main(const eval_cfg *c, const eval_plan *p) {
         rc = 0;
         if (c->json) {
             json_t *doc = report_json(c, p, ds, n_bad, &r);
-            rc = write_json(c->json, doc) ? 1 : 0;
+            rc = eval_write_json(c->json, doc) ? 1 : 0;
             json_decref(doc);
         }
     }
     model_split_free(&r.split);
     model_dataset_free(ds);
     return rc;
+}
+
+int eval_list_has(const char *list, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == n && !strncmp(p, name, n)) return 1;
+        p += len + (end ? 1 : 0);
+    }
+    return 0;
+}
+
+static const char *const replay_builtin[] = {"popular", "offline",       "online",
+                                             "foldin",  "interleave",    "weighted",
+                                             "rerank",  "rerank+foldin", "bandit"};
+#define REPLAY_BUILTINS (sizeof(replay_builtin) / sizeof(replay_builtin[0]))
+
+static int is_builtin(const char *name, size_t len) {
+    for (size_t i = 0; i < REPLAY_BUILTINS; i++)
+        if (strlen(replay_builtin[i]) == len && !strncmp(name, replay_builtin[i], len)) return 1;
+    return 0;
+}
+
+/* --strategies: every name a built-in one. */
+static int strategies_ok(const char *list) {
+    for (const char *p = list;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (!is_builtin(p, len)) return 0;
+        if (!end) return 1;
+        p = end + 1;
+    }
+}
+
+/* --replay LOG stands for --input LOG (or the generator) and a time cut. */
+static int replay_flags(const util_cli *cli, eval_cfg *c) {
+    if (!c->replay) {
+        if (c->search) return util_cli_error(cli, "--search needs --replay"), -1;
+        return 0;
+    }
+    if (c->input) return util_cli_error(cli, "--replay takes the log; drop --input"), -1;
+    if (!strcmp(c->replay, "synthetic")) {
+        if (c->synthetic == UNSET) c->synthetic = 1000000;
+    } else if (c->synthetic != UNSET) {
+        return util_cli_error(cli, "--synthetic needs --replay synthetic"), -1;
+    } else {
+        c->input = c->replay;
+    }
+    int known = !c->search || is_builtin(c->search, strlen(c->search));
+    if (!known)
+        return util_cli_error(cli,
+                              "--search: expected a built-in strategy (online, rerank, ...), "
+                              "not '%s'",
+                              c->search),
+               -1;
+    if (c->strategies && !strategies_ok(c->strategies))
+        return util_cli_error(
+                   cli,
+                   "--strategies: expected names from popular, offline, online, "
+                   "foldin, interleave, weighted, rerank, rerank+foldin, bandit, not '%s'",
+                   c->strategies),
+               -1;
+    if (strcmp(c->popular, "live") && strcmp(c->popular, "model"))
+        return util_cli_error(cli, "--popular: expected live or model, not '%s'", c->popular), -1;
+    if (c->half_life_ms <= 0) return util_cli_error(cli, "--half-life: must be positive"), -1;
+    if (c->popular_half_life_ms < 0)
+        return util_cli_error(cli, "--popular-half-life: must not be negative"), -1;
+    c->split = "time";
+    return 0;
 }
 
 int cmd_eval(int argc, char **argv) {
@@ -381,7 +455,14 @@ int cmd_eval(int argc, char **argv) {
                   .test_fraction = 0.2,
                   .regularization = 0.01,
                   .alpha = 40,
-                  .log_eps = 1};
+                  .log_eps = 1,
+                  .popular = "live",
+                  .history = 50,
+                  .neighbours = 50,
+                  .half_life_ms = 86400000,
+                  .rerank_mix = 1.0,
+                  .bandit_explore = 0.1};
+    ab_init(&c.variants);
     const util_opt opts[] = {
         {"input", 'i', UTIL_OPT_STRING, &c.input, .arg = "FILE", .help = "event file ('-': stdin)"},
         {"format", 'f', UTIL_OPT_STRING, &c.format, .arg = "FMT",
@@ -443,6 +524,33 @@ int cmd_eval(int argc, char **argv) {
          .help = "threads for training and ranking (0: all cores)"},
         {"json", 'j', UTIL_OPT_STRING, &c.json, .arg = "FILE",
          .help = "also write the results as JSON ('-': stdout, instead of the table)"},
+        {"min-weight", 0, UTIL_OPT_DOUBLE, &c.min_weight, .dmin = 0, .dmax = 1e9, .arg = "W",
+         .help = "drop events whose explicit weight (e.g. a rating) is below W"},
+        {"replay", 'r', UTIL_OPT_STRING, &c.replay, .arg = "LOG",
+         .help = "next-event replay of LOG (a file, or 'synthetic' for --synthetic N events)"},
+        {"history", 0, UTIL_OPT_INT, &c.history, 1, STATE_H_MAX, .arg = "H",
+         .help = "replay: events kept per user (50)"},
+        {"neighbours", 0, UTIL_OPT_INT, &c.neighbours, 1, 1000, .arg = "K",
+         .help = "replay: neighbours per item, in the model and online (50)"},
+        {"half-life", 0, UTIL_OPT_DURATION, &c.half_life_ms, .arg = "DUR",
+         .help = "replay: decay half-life of online scores (1d)"},
+        {"include-seen", 0, UTIL_OPT_FLAG, &c.include_seen,
+         .help = "replay: recommend window items too, and score repeats"},
+        {"popular", 0, UTIL_OPT_STRING, &c.popular, .arg = "live|model",
+         .help = "replay: popular list counted live over the log (default) or the model's"},
+        {"popular-half-life", 0, UTIL_OPT_DURATION, &c.popular_half_life_ms, .arg = "DUR",
+         .help = "replay: decay of live popularity (0: plain counts)"},
+        {"rerank-mix", 0, UTIL_OPT_DOUBLE, &c.rerank_mix, .dmin = 0, .dmax = 1000, .arg = "X",
+         .help = "replay: weight of the sources' rank merge beside the user vector in rerank (1)"},
+        {"bandit-explore", 0, UTIL_OPT_DOUBLE, &c.bandit_explore, .dmin = 0, .dmax = 100,
+         .arg = "X", .help = "replay: UCB exploration of the bandit's source weights (0.1)"},
+        {"variant", 0, UTIL_OPT_FUNC, &c.variants, 0, 0, 0, 0, ab_opt_variant, "SPEC",
+         "replay: also evaluate this blend (as run's --variant; repeatable)"},
+        {"strategies", 0, UTIL_OPT_STRING, &c.strategies, .arg = "LIST",
+         .help = "replay: only these built-in strategies (default all: popular,offline,online,"
+                 "foldin,interleave,weighted,rerank,bandit)"},
+        {"search", 0, UTIL_OPT_STRING, &c.search, .arg = "STRATEGY",
+         .help = "replay: grid search of H, K, half-life and type weights for STRATEGY's HR@10"},
         {"log-level", 0, UTIL_OPT_STRING, &c.log_level, .arg = "LEVEL",
          .help = "error, warn, info (default) or debug"},
     };
@@ -452,10 +560,12 @@ int cmd_eval(int argc, char **argv) {
     eval_plan plan;
     if (rc)
         rc = rc > 0 ? 0 : 2;
+    else if (replay_flags(&cli, &c))
+        rc = 2;
     else if (resolve(&cli, &c, n_pos, &plan))
         rc = 2;
     else
-        rc = eval_main(&c, &plan);
+        rc = c.replay ? eval_replay_main(&c, &plan) : eval_main(&c, &plan);
     util_cli_free();
     return rc;
 }

@@ -111,7 +111,8 @@ typedef struct run_cli {
     run_config cfg;
     int64_t batch_size, history, neighbours, metrics_port, n, schema_id, half_life_ms;
     double weight[CODEC_EVENT_TYPES], blend_weight[CODEC_SOURCES];
-    int include_seen;
+    int include_seen, rerank_foldin;
+    double rerank_mix;
     const char *format, *blend, *log_level;
     ab_config ab;          /* --variant SPEC, --experiment-salt */
     producer_kconf *kconf; /* owned; -X and unknown -c keys land here */

@@ -95,6 +95,10 @@ size_t run_cli_opts(run_cli *rc, util_opt *out, size_t cap) {
           "weight of offline (weighted)"),
         W("blend-weight-popular", &rc->blend_weight[CODEC_SOURCE_POPULAR],
           "weight of popular (weighted)"),
+        W("rerank-mix", &rc->rerank_mix,
+          "rerank: weight of the sources' rank merge beside the user vector (default 0)"),
+        {"rerank-foldin", 0, UTIL_OPT_FLAG, &rc->rerank_foldin, 0, 0, 0, 0, NULL, NULL,
+         "rerank: also consider the user vector's best items of the whole catalogue"},
         I("n", &rc->n, 1, 1000, "items per published list (default 20)"),
         I("batch-size", &rc->batch_size, 1, 100000, "max events per batch (default 500)"),
         D("batch-timeout", &c->batch_timeout_ms, "max wait to fill a batch (default 100ms)"),
@@ -176,6 +180,8 @@ int run_cli_finish(run_cli *rc, const util_cli *cli) {
     c->blend.strategy = (model_blend_strategy)blend;
     c->blend.n = (uint32_t)rc->n;
     for (int s = 0; s < CODEC_SOURCES; s++) c->blend.weight[s] = (float)rc->blend_weight[s];
+    c->blend.rerank_mix = (float)rc->rerank_mix;
+    c->blend.rerank_foldin = rc->rerank_foldin;
     c->online.k = (uint32_t)rc->neighbours;
     c->online.half_life_ms = rc->half_life_ms;
     c->online.include_seen = rc->include_seen;

@@ -37,11 +37,22 @@ typedef struct run_recs {
     float *on_scores, *pop_scores, *off_scores;
     const char **on_names, **pop_names, **off_names;
     codec_rec_item *items;
+    uint32_t *fold_items; /* run_recs_foldin's list */
+    float *fold_scores;
+    const char **fold_names;
+    size_t fold_n, src_n;   /* fold_* entries; the n the sources were made with */
+    int fold_done;          /* fold_* computed for the current sources */
+    const char **mix_names; /* online and fold-in candidates for rerank_foldin */
+    float *mix_scores;
     state_pub_in *pub;
     size_t cap_exclude, cap_lists;
     float *conf, *user_vec; /* fold-in for the rerank blend */
     size_t cap_vec;
-    codec_rec_item *prev; /* run_recs_published */
+    int vec_state; /* user_vec for the current sources: 0 not solved, 1 solved, -1 failed */
+    model_candidates src[CODEC_SOURCES]; /* set by run_recs_sources */
+    size_t n_known;                      /* window items the model knows, in exclude[] */
+    uint64_t win_bloom[16];              /* the window's item ids, a Bloom filter (run_recs.c) */
+    codec_rec_item *prev;                /* run_recs_published */
     char *prev_ids;
     size_t cap_prev, cap_prev_ids;
     codec_buf buf;
@@ -111,6 +122,24 @@ void run_recs_free(run_recs *r);
 int run_recs_compute(run_recs *r, const run_config *cfg, const model_blend_params *bp,
                      const char *variant, const reload_view *v, const char *user_id, state_user *u,
                      int64_t trigger_ts, char *errstr, size_t errstr_size);
+/* The steps of run_recs_compute, for callers that blend one user's sources
+ * several ways (`eval --replay`):
+ * run_recs_sources fills r->src with the online list (the window's
+ * neighbours, decayed to the newest event), the offline list and the
+ * popular list, n each, the window's items left out unless include_seen.
+ * popular NULL: the model's list; else the caller's (best first).
+ * run_recs_blend merges r->src by bp into r->items (RERANK folds the user's
+ * window in, once per run_recs_sources) and returns the count (<= the n
+ * the sources were made with).
+ * run_recs_foldin puts the folded-in vector's best n items of the whole
+ * catalogue, filled with popular ones, into r->items. */
+void run_recs_sources(run_recs *r, const run_config *cfg, const reload_view *v, const char *user_id,
+                      const state_user *u, int64_t trigger_ts, size_t n,
+                      const model_candidates *popular);
+size_t run_recs_blend(run_recs *r, const run_config *cfg, const model_blend_params *bp,
+                      const reload_view *v, const state_user *u);
+size_t run_recs_foldin(run_recs *r, const run_config *cfg, const reload_view *v,
+                       const state_user *u, size_t n);
 /* The list last published to u as codec items (for A/B hit counting);
  * valid until the next call. */
 size_t run_recs_published(run_recs *r, const state_user *u, const codec_rec_item **out);

@@ -30,6 +30,11 @@ void run_recs_free(run_recs *r) {
     free(r->pop_names);
     free(r->off_names);
     free(r->items);
+    free(r->fold_items);
+    free(r->fold_scores);
+    free(r->fold_names);
+    free(r->mix_names);
+    free(r->mix_scores);
     free(r->pub);
     free(r->prev);
     free(r->prev_ids);
@@ -55,12 +60,30 @@ static void reserve(run_recs *r, size_t n, size_t h) {
     r->pop_names = util_realloc(r->pop_names, n * sizeof(char *));
     r->off_names = util_realloc(r->off_names, n * sizeof(char *));
     r->items = util_realloc(r->items, n * sizeof(*r->items));
+    r->fold_items = util_realloc(r->fold_items, n * sizeof(*r->fold_items));
+    r->fold_scores = util_realloc(r->fold_scores, n * sizeof(float));
+    r->fold_names = util_realloc(r->fold_names, n * sizeof(char *));
+    r->mix_names = util_realloc(r->mix_names, 2 * n * sizeof(char *));
+    r->mix_scores = util_realloc(r->mix_scores, 2 * n * sizeof(float));
     r->pub = util_realloc(r->pub, n * sizeof(*r->pub));
     r->cap_lists = n;
 }
 
-static int in_history(const state_user *u, const char *item) {
+/* A 1024-bit Bloom filter of the window's item ids (one bit each), so the
+ * offline and popular candidates that are not in the window (nearly all)
+ * skip the scan of H ids. */
+static void window_filter(run_recs *r, const state_user *u) {
+    memset(r->win_bloom, 0, sizeof(r->win_bloom));
+    for (uint32_t i = 0; i < u->n_events; i++) {
+        uint64_t h = util_hash64(state_user_item(u, &u->events[i]), u->events[i].item_len, 0);
+        r->win_bloom[(h >> 6) & 15] |= 1ULL << (h & 63);
+    }
+}
+
+static int in_history(const run_recs *r, const state_user *u, const char *item) {
     size_t len = strlen(item);
+    uint64_t h = util_hash64(item, len, 0);
+    if (!(r->win_bloom[(h >> 6) & 15] & (1ULL << (h & 63)))) return 0;
     for (uint32_t i = 0; i < u->n_events; i++) {
         const state_event *e = &u->events[i];
         if (e->item_len == len && !memcmp(state_user_item(u, e), item, len)) return 1;
@@ -81,6 +104,7 @@ static size_t online_list(run_recs *r, const run_config *cfg, const model *m, co
                          e->ts_ms, +1);
         r->exclude[n_ex++] = idx;
     }
+    r->n_known = n_ex;
     size_t k = model_online_top(r->acc, &cfg->online, now_ms, r->exclude, n_ex, n, r->on_items,
                                 r->on_scores);
     for (size_t i = 0; i < k; i++) r->on_names[i] = model_ids_name(m->items, r->on_items[i]);
@@ -93,21 +117,23 @@ static size_t offline_list(run_recs *r, const run_config *cfg, const model_offli
     const model_offline_list *l = o ? model_offline_get(o, user_id) : NULL;
     size_t k = 0;
     for (uint32_t i = 0; l && i < l->n && k < n; i++) {
-        if (!cfg->online.include_seen && in_history(u, l->item_ids[i])) continue;
+        if (!cfg->online.include_seen && in_history(r, u, l->item_ids[i])) continue;
         r->off_names[k] = l->item_ids[i];
         r->off_scores[k++] = l->scores[i];
     }
     return k;
 }
 
+/* The popular list, seen items left out unless include_seen: the model's,
+ * or the caller's (a replay counts popularity live). */
 static size_t popular_list(run_recs *r, const run_config *cfg, const model *m, const state_user *u,
-                           size_t n) {
-    size_t k = 0;
-    for (uint32_t i = 0; i < m->n_popular && k < n; i++) {
-        const char *name = model_ids_name(m->items, m->popular[i]);
-        if (!cfg->online.include_seen && in_history(u, name)) continue;
+                           const model_candidates *given, size_t n) {
+    size_t k = 0, avail = given ? given->n : m->n_popular;
+    for (size_t i = 0; i < avail && k < n; i++) {
+        const char *name = given ? given->item_ids[i] : model_ids_name(m->items, m->popular[i]);
+        if (!cfg->online.include_seen && in_history(r, u, name)) continue;
         r->pop_names[k] = name;
-        r->pop_scores[k++] = m->popular_score[i];
+        r->pop_scores[k++] = given ? given->scores[i] : m->popular_score[i];
     }
     return k;
 }
@@ -126,9 +152,11 @@ static float rerank_score(const char *item_id, void *opaque) {
 }
 
 /* Solves the user's ALS vector from their window (confidence 1 + alpha * w,
- * as training weighs interactions). Returns 0, or -1 when nothing in the
- * window is known to the model or the system is singular. */
+ * as training weighs interactions), once per run_recs_sources. Returns 0,
+ * or -1 when nothing in the window is known to the model or the system is
+ * singular. */
 static int fold_in(run_recs *r, const run_config *cfg, const model *m, const state_user *u) {
+    if (r->vec_state) return r->vec_state > 0 ? 0 : -1;
     if (m->factors > r->cap_vec) {
         r->user_vec = util_realloc(r->user_vec, m->factors * sizeof(float));
         r->cap_vec = m->factors;
@@ -142,7 +170,9 @@ static int fold_in(run_recs *r, const run_config *cfg, const model *m, const sta
         r->exclude[n] = idx;
         r->conf[n++] = 1.0f + m->alpha * w;
     }
-    return n ? model_foldin(m, r->exclude, r->conf, n, r->user_vec) : -1;
+    int ok = n && model_foldin(m, r->exclude, r->conf, n, r->user_vec) == 0;
+    r->vec_state = ok ? 1 : -1;
+    return ok ? 0 : -1;
 }
 
 /* The newest event time of the window: online scores are decayed to it, so
@@ -155,26 +185,97 @@ static int64_t window_now(const state_user *u, int64_t trigger_ts) {
     return now;
 }
 
-int run_recs_compute(run_recs *r, const run_config *cfg, const model_blend_params *bp,
-                     const char *variant, const reload_view *v, const char *user_id, state_user *u,
-                     int64_t trigger_ts, char *errstr, size_t errstr_size) {
-    size_t n = bp->n;
+void run_recs_sources(run_recs *r, const run_config *cfg, const reload_view *v, const char *user_id,
+                      const state_user *u, int64_t trigger_ts, size_t n,
+                      const model_candidates *popular) {
     reserve(r, n, u->n_events ? u->n_events : 1);
-    model_candidates src[CODEC_SOURCES];
+    r->vec_state = 0;
+    r->fold_done = 0;
+    r->src_n = n;
+    window_filter(r, u);
     size_t k = online_list(r, cfg, v->model, u, window_now(u, trigger_ts), n);
-    src[CODEC_SOURCE_ONLINE] = (model_candidates){r->on_names, r->on_scores, k};
+    r->src[CODEC_SOURCE_ONLINE] = (model_candidates){r->on_names, r->on_scores, k};
     k = offline_list(r, cfg, v->offline, user_id, u, n);
-    src[CODEC_SOURCE_OFFLINE] = (model_candidates){r->off_names, r->off_scores, k};
-    k = popular_list(r, cfg, v->model, u, n);
-    src[CODEC_SOURCE_POPULAR] = (model_candidates){r->pop_names, r->pop_scores, k};
+    r->src[CODEC_SOURCE_OFFLINE] = (model_candidates){r->off_names, r->off_scores, k};
+    k = popular_list(r, cfg, v->model, u, popular, n);
+    r->src[CODEC_SOURCE_POPULAR] = (model_candidates){r->pop_names, r->pop_scores, k};
+}
+
+/* The folded-in vector's best n items of the catalogue, into r->fold_*
+ * (their own buffers: r->src's online list stays for the next blend), once
+ * per run_recs_sources. Returns the count, 0 when the user cannot be
+ * folded in. */
+static size_t fold_list(run_recs *r, const run_config *cfg, const reload_view *v,
+                        const state_user *u, size_t n) {
+    if (r->fold_done) return r->fold_n;
+    r->fold_done = 1;
+    r->fold_n = 0;
+    if (fold_in(r, cfg, v->model, u) != 0) return 0;
+    /* r->exclude holds the window's known items (online_list and fold_in
+     * both fill it so). */
+    size_t n_ex = cfg->online.include_seen ? 0 : r->n_known;
+    r->fold_n =
+        model_foldin_top(v->model, r->user_vec, r->exclude, n_ex, n, r->fold_items, r->fold_scores);
+    for (size_t i = 0; i < r->fold_n; i++)
+        r->fold_names[i] = model_ids_name(v->model->items, r->fold_items[i]);
+    return r->fold_n;
+}
+
+/* RERANK with rerank_foldin: the online candidates and the user vector's
+ * own best items, alternately, duplicates dropped, so the re-ranking can
+ * pick what neither the neighbours nor the offline list proposed. */
+static model_candidates online_and_foldin(run_recs *r, size_t nf) {
+    const model_candidates *on = &r->src[CODEC_SOURCE_ONLINE];
+    size_t k = 0;
+    for (size_t i = 0; i < on->n || i < nf; i++)
+        for (int s = 0; s < 2; s++) {
+            const char *id =
+                s ? (i < nf ? r->fold_names[i] : NULL) : (i < on->n ? on->item_ids[i] : NULL);
+            int dup = !id;
+            for (size_t j = 0; j < k && !dup; j++) dup = !strcmp(r->mix_names[j], id);
+            if (dup) continue;
+            r->mix_names[k] = id;
+            r->mix_scores[k++] = s ? r->fold_scores[i] : on->scores[i];
+        }
+    return (model_candidates){r->mix_names, r->mix_scores, k};
+}
+
+size_t run_recs_blend(run_recs *r, const run_config *cfg, const model_blend_params *bp,
+                      const reload_view *v, const state_user *u) {
     model_blend_params p = *bp;
-    rerank_ctx rx = {v->model, r->user_vec};
+    if (p.n > r->cap_lists) p.n = (uint32_t)r->cap_lists;
+    rerank_ctx rx = {v->model, NULL};
+    model_candidates src[CODEC_SOURCES];
+    memcpy(src, r->src, sizeof(src));
     if (p.strategy == MODEL_BLEND_RERANK && fold_in(r, cfg, v->model, u) == 0) {
         rx.user_vec = r->user_vec;
         p.rerank = rerank_score;
         p.rerank_opaque = &rx;
+        size_t nf = p.rerank_foldin ? fold_list(r, cfg, v, u, r->src_n) : 0;
+        if (nf) src[CODEC_SOURCE_ONLINE] = online_and_foldin(r, nf);
     }
-    size_t n_items = model_blend(&p, src, r->items);
+    return model_blend(&p, src, r->items);
+}
+
+size_t run_recs_foldin(run_recs *r, const run_config *cfg, const reload_view *v,
+                       const state_user *u, size_t n) {
+    model_candidates src[CODEC_SOURCES];
+    memcpy(src, r->src, sizeof(src));
+    if (n > r->src_n) n = r->src_n;
+    size_t k = fold_list(r, cfg, v, u, n);
+    src[CODEC_SOURCE_ONLINE] = (model_candidates){r->fold_names, r->fold_scores, k < n ? k : n};
+    model_blend_params p;
+    model_blend_params_default(&p);
+    p.strategy = MODEL_BLEND_ONLINE;
+    p.n = (uint32_t)n;
+    return model_blend(&p, src, r->items);
+}
+
+int run_recs_compute(run_recs *r, const run_config *cfg, const model_blend_params *bp,
+                     const char *variant, const reload_view *v, const char *user_id, state_user *u,
+                     int64_t trigger_ts, char *errstr, size_t errstr_size) {
+    run_recs_sources(r, cfg, v, user_id, u, trigger_ts, bp->n, NULL);
+    size_t n_items = run_recs_blend(r, cfg, bp, v, u);
 
     int64_t now = util_now_ms();
     codec_recs recs = {user_id, r->items,   n_items, v->model_version, v->offline_version,

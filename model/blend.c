@@ -4,10 +4,13 @@
  * history and no offline list still gets a full list: nobody sees nothing.
  * Lists are short (tens of items), so duplicates are found by a linear scan
  * of what was already taken rather than by a hash set. */
+#include <math.h>
 #include <string.h>
 #include <strings.h>
 
 #include "model.h"
+
+#define BLEND_POOL_MAX 1024 /* candidates merged at most (three lists of n) */
 
 static const char *const strategy_names[] = {"interleave", "weighted", "online",
                                              "offline",    "popular",  "rerank"};
@@ -29,21 +32,39 @@ const char *model_blend_strategy_name(model_blend_strategy s) {
     return (unsigned)s <= MODEL_BLEND_RERANK ? strategy_names[s] : "unknown";
 }
 
+/* A short hash of an id, compared before the strings: the same item may
+ * come from different id tables (model, offline file), so pointers cannot
+ * be compared, and a scan of strcmp calls cost more than the rest of a
+ * blend. */
+static uint32_t id_hash(const char *s) {
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
+    return h;
+}
+
 typedef struct out_list {
     codec_rec_item *items;
     size_t n, max;
+    uint32_t hash[BLEND_POOL_MAX];
 } out_list;
 
-static int taken(const out_list *o, const char *id) {
+static int taken(const out_list *o, const char *id, uint32_t h) {
     for (size_t i = 0; i < o->n; i++)
-        if (!strcmp(o->items[i].item_id, id)) return 1;
+        if (o->hash[i] == h && !strcmp(o->items[i].item_id, id)) return 1;
     return 0;
+}
+
+static void put(out_list *o, codec_rec_item it, uint32_t h) {
+    o->hash[o->n] = h;
+    o->items[o->n++] = it;
 }
 
 /* Appends the source's candidate i unless it is there already. */
 static void take(out_list *o, const model_candidates *c, size_t i, codec_source src) {
-    if (o->n < o->max && !taken(o, c->item_ids[i]))
-        o->items[o->n++] = (codec_rec_item){c->item_ids[i], c->scores[i], src};
+    if (o->n >= o->max) return;
+    uint32_t h = id_hash(c->item_ids[i]);
+    if (!taken(o, c->item_ids[i], h))
+        put(o, (codec_rec_item){c->item_ids[i], c->scores[i], src}, h);
 }
 
 static void take_all(out_list *o, const model_candidates *src, codec_source s) {
@@ -62,15 +83,39 @@ static void interleave(out_list *o, const model_candidates *src) {
 
 typedef struct scored {
     const char *item_id;
-    float score;      /* the merged score */
+    uint32_t hash;    /* id_hash(item_id) */
+    float score;      /* the merged score: the sort key */
+    float shown;      /* the score published (RERANK: the dot product) */
     float best;       /* the largest single-source contribution */
     codec_source src; /* the source of that contribution */
 } scored;
 
-static scored *find_scored(scored *pool, size_t n, const char *id) {
+static scored *find_scored(scored *pool, size_t n, const char *id, uint32_t h) {
     for (size_t i = 0; i < n; i++)
-        if (!strcmp(pool[i].item_id, id)) return &pool[i];
+        if (pool[i].hash == h && !strcmp(pool[i].item_id, id)) return &pool[i];
     return NULL;
+}
+
+/* RERANK: the caller's score (the folded-in vector's dot product), put on a
+ * common scale per list (z-score over the pool, since dot products vary
+ * from user to user), plus rerank_mix times the rank merge, so a candidate
+ * both the user vector and a source rank high comes first. rerank_mix 0 is
+ * the user vector's order alone. */
+static void rerank(const model_blend_params *p, scored *pool, size_t n) {
+    double sum = 0, sq = 0;
+    float dot[BLEND_POOL_MAX];
+    for (size_t i = 0; i < n; i++) {
+        dot[i] = p->rerank(pool[i].item_id, p->rerank_opaque);
+        if (dot[i] < -1e29f) continue; /* unknown to the model: scored below all */
+        sum += dot[i], sq += (double)dot[i] * dot[i];
+    }
+    double mean = n ? sum / (double)n : 0, var = n ? sq / (double)n - mean * mean : 0;
+    double sd = var > 1e-12 ? sqrt(var) : 1;
+    for (size_t i = 0; i < n; i++) {
+        double z = dot[i] < -1e29f ? -10.0 : (dot[i] - mean) / sd;
+        pool[i].score = (float)(z + p->rerank_mix * pool[i].score);
+        pool[i].shown = dot[i];
+    }
 }
 
 /* Each source adds weight / (rank + 1): a rank-based merge, so sources with
@@ -82,18 +127,19 @@ static size_t pool_weighted(const model_blend_params *p, const model_candidates 
     for (int s = 0; s < CODEC_SOURCES; s++) {
         for (size_t i = 0; i < src[s].n; i++) {
             float c = p->weight[s] / (float)(i + 1);
-            scored *e = find_scored(pool, n, src[s].item_ids[i]);
+            uint32_t h = id_hash(src[s].item_ids[i]);
+            scored *e = find_scored(pool, n, src[s].item_ids[i], h);
             if (!e) {
                 if (n == cap) break;
                 e = &pool[n++];
-                *e = (scored){src[s].item_ids[i], 0, -1, (codec_source)s};
+                *e = (scored){src[s].item_ids[i], h, 0, 0, -1, (codec_source)s};
             }
             e->score += c;
             if (c > e->best) e->best = c, e->src = (codec_source)s;
         }
     }
-    if (p->strategy == MODEL_BLEND_RERANK && p->rerank)
-        for (size_t i = 0; i < n; i++) pool[i].score = p->rerank(pool[i].item_id, p->rerank_opaque);
+    for (size_t i = 0; i < n; i++) pool[i].shown = pool[i].score;
+    if (p->strategy == MODEL_BLEND_RERANK && p->rerank) rerank(p, pool, n);
     return n;
 }
 
@@ -107,18 +153,18 @@ static void sort_scored(scored *pool, size_t n) {
 }
 
 static void merged(const model_blend_params *p, out_list *o, const model_candidates *src) {
-    enum { POOL_MAX = 1024 };
-    scored pool[POOL_MAX];
-    size_t n = pool_weighted(p, src, pool, POOL_MAX);
+    scored pool[BLEND_POOL_MAX];
+    size_t n = pool_weighted(p, src, pool, BLEND_POOL_MAX);
     sort_scored(pool, n);
     for (size_t i = 0; i < n && o->n < o->max; i++)
-        if (!taken(o, pool[i].item_id))
-            o->items[o->n++] = (codec_rec_item){pool[i].item_id, pool[i].score, pool[i].src};
+        if (!taken(o, pool[i].item_id, pool[i].hash))
+            put(o, (codec_rec_item){pool[i].item_id, pool[i].shown, pool[i].src}, pool[i].hash);
 }
 
 size_t model_blend(const model_blend_params *p, const model_candidates src[CODEC_SOURCES],
                    codec_rec_item *out) {
-    out_list o = {out, 0, p->n};
+    out_list o;
+    o.items = out, o.n = 0, o.max = p->n < BLEND_POOL_MAX ? p->n : BLEND_POOL_MAX;
     switch (p->strategy) {
     case MODEL_BLEND_INTERLEAVE:
         interleave(&o, src);

@@ -3,11 +3,86 @@
  * user: (Y^T Y + Y_u^T (C_u - I) Y_u + lambda I) x = Y_u^T C_u p_u. The
  * model file carries Y^T Y, so this costs O(n f^2 + f^3) per user: cheap
  * enough for the processor's per-event re-ranking. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "model_int.h"
 #include "util.h"
+
+/* ==== Kernels, compiled twice: AVX2+FMA when the CPU has it (as als.c) ==== */
+
+#define FOLDIN_CLONES __attribute__((target_clones("avx2", "default")))
+#define FOLDIN_INLINE static inline __attribute__((always_inline))
+
+typedef float v8f __attribute__((vector_size(32), aligned(4), may_alias));
+
+FOLDIN_INLINE float dot8(const float *a, const float *b, uint32_t f) {
+    v8f acc = {0};
+    uint32_t i = 0;
+    for (; i + 8 <= f; i += 8) acc += *(const v8f *)(a + i) * *(const v8f *)(b + i);
+    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; i < f; i++) s += a[i] * b[i];
+    return s;
+}
+
+FOLDIN_INLINE void axpy8(float a, const float *x, float *y, uint32_t f) {
+    uint32_t i = 0;
+    for (; i + 8 <= f; i += 8) *(v8f *)(y + i) += a * *(const v8f *)(x + i);
+    for (; i < f; i++) y[i] += a * x[i];
+}
+
+/* a += s y y^T on the lower triangle (all the Cholesky reads), row by row
+ * so the inner loop is contiguous. No BLAS here: its threads would spin on
+ * every per-event call. */
+FOLDIN_CLONES static void rank1(float *a, const float *y, float s, uint32_t f) {
+    for (uint32_t r = 0; r < f; r++) axpy8(s * y[r], y, a + (size_t)r * f, r + 1);
+}
+
+typedef double v4d __attribute__((vector_size(32), aligned(8), may_alias));
+
+/* sum over k < n of a[k] b[k] in double, four lanes. */
+FOLDIN_INLINE double ddot(const double *a, const double *b, uint32_t n) {
+    v4d acc = {0};
+    uint32_t k = 0;
+    for (; k + 4 <= n; k += 4) acc += *(const v4d *)(a + k) * *(const v4d *)(b + k);
+    double s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    for (; k < n; k++) s += a[k] * b[k];
+    return s;
+}
+
+/* Solves a x = b (a SPD, lower triangle read) by Cholesky in double, like
+ * mi_cholesky_solve but with vector inner products: this runs for every
+ * replayed event, where the scalar version was a quarter of the time.
+ * Returns -1 when a is not positive definite. */
+FOLDIN_CLONES static int chol_solve(const float *a, float *b, uint32_t f, double *l) {
+    for (uint32_t j = 0; j < f; j++) {
+        double *lj = l + (size_t)j * f;
+        double d = a[(size_t)j * f + j] - ddot(lj, lj, j);
+        if (!(d > 0)) return -1;
+        double ljj = sqrt(d);
+        lj[j] = ljj;
+        for (uint32_t i = j + 1; i < f; i++) {
+            double *li = l + (size_t)i * f;
+            li[j] = (a[(size_t)i * f + j] - ddot(li, lj, j)) / ljj;
+        }
+    }
+    double *y = l + (size_t)f * f;
+    for (uint32_t i = 0; i < f; i++) /* L y = b */
+        y[i] = (b[i] - ddot(l + (size_t)i * f, y, i)) / l[(size_t)i * f + i];
+    for (uint32_t i = f; i-- > 0;) { /* L^T x = y */
+        double s = y[i];
+        for (uint32_t k = i + 1; k < f; k++) s -= l[(size_t)k * f + i] * y[k];
+        y[i] = s / l[(size_t)i * f + i];
+    }
+    for (uint32_t i = 0; i < f; i++) b[i] = (float)y[i];
+    return 0;
+}
+
+/* out[j] = v . row j of y, for n rows. */
+FOLDIN_CLONES static void dots(const float *y, uint32_t n, uint32_t f, const float *v, float *out) {
+    for (uint32_t j = 0; j < n; j++) out[j] = dot8(y + (size_t)j * f, v, f);
+}
 
 int model_foldin(const model *m, const uint32_t *items, const float *confidence, size_t n,
                  float *user_vec) {
@@ -16,23 +91,31 @@ int model_foldin(const model *m, const uint32_t *items, const float *confidence,
     memcpy(a, m->gram, (size_t)f * f * sizeof(float));
     for (uint32_t i = 0; i < f; i++) a[(size_t)i * f + i] += m->regularization;
     memset(user_vec, 0, f * sizeof(float));
+    /* An item listed twice counts as one cell whose confidence grew by both
+     * entries' (c - 1), as ALS sums repeated interactions: so each distinct
+     * item gets one rank-1 update with its summed (c - 1), and p_u
+     * contributes y once per distinct item. Windows repeat items often, so
+     * merging first also saves updates. */
+    uint32_t *cell = util_malloc((n ? n : 1) * sizeof(uint32_t));
+    float *extra = util_malloc((n ? n : 1) * sizeof(float));
+    size_t n_cells = 0;
     for (size_t t = 0; t < n; t++) {
         if (items[t] >= m->n_items) continue;
-        const float *y = m->item_factors + (size_t)items[t] * f;
-        float c = confidence[t];
-        /* An item listed twice counts as one cell whose confidence grew by
-         * both entries' (c - 1), as ALS sums repeated interactions; so p_u
-         * contributes y once per distinct item. */
-        int seen = 0;
-        for (size_t s = 0; s < t && !seen; s++) seen = items[s] == items[t];
-        float bw = seen ? c - 1.0f : c;
-        for (uint32_t r = 0; r < f; r++) {
-            float s = (c - 1.0f) * y[r];
-            for (uint32_t k = 0; k <= r; k++) a[(size_t)r * f + k] += s * y[k];
-            user_vec[r] += bw * y[r];
-        }
+        size_t c = 0;
+        while (c < n_cells && cell[c] != items[t]) c++;
+        if (c == n_cells) cell[n_cells] = items[t], extra[n_cells++] = 0;
+        extra[c] += confidence[t] - 1.0f;
     }
-    int rc = mi_cholesky_solve(a, user_vec, f);
+    for (size_t c = 0; c < n_cells; c++) {
+        const float *y = m->item_factors + (size_t)cell[c] * f;
+        mi_axpy(1.0f + extra[c], y, user_vec, f);
+        rank1(a, y, extra[c], f);
+    }
+    free(cell);
+    free(extra);
+    double *l = util_malloc(((size_t)f * f + f) * sizeof(double));
+    int rc = chol_solve(a, user_vec, f, l);
+    free(l);
     if (rc != 0) memset(user_vec, 0, f * sizeof(float));
     free(a);
     return rc;
@@ -41,4 +124,28 @@ int model_foldin(const model *m, const uint32_t *items, const float *confidence,
 float model_dot(const model *m, const float *user_vec, uint32_t item) {
     if (item >= m->n_items) return 0.0f;
     return mi_dot(user_vec, m->item_factors + (size_t)item * m->factors, m->factors);
+}
+
+/* The user vector's best items over the whole catalogue (n_items * f
+ * multiply-adds, in blocks of 256 items), kept in a bounded heap; the
+ * excluded items are checked only for candidates that would enter the
+ * list, since a window holds few items. */
+size_t model_foldin_top(const model *m, const float *user_vec, const uint32_t *exclude,
+                        size_t n_exclude, size_t n, uint32_t *items, float *scores) {
+    if (!n) return 0;
+    enum { BLOCK = 256 };
+    float d[BLOCK];
+    mi_topk t;
+    mi_topk_init(&t, (uint32_t)n, scores, items);
+    for (uint32_t j0 = 0; j0 < m->n_items; j0 += BLOCK) {
+        uint32_t nb = m->n_items - j0 < BLOCK ? m->n_items - j0 : BLOCK;
+        dots(m->item_factors + (size_t)j0 * m->factors, nb, m->factors, user_vec, d);
+        for (uint32_t q = 0; q < nb; q++) {
+            if (!(d[q] > mi_topk_floor(&t))) continue;
+            int seen = 0;
+            for (size_t e = 0; e < n_exclude && !seen; e++) seen = exclude[e] == j0 + q;
+            if (!seen) mi_topk_push(&t, d[q], j0 + q);
+        }
+    }
+    return mi_topk_finish(&t);
 }

@@ -11,7 +11,7 @@ struct model_ids {
     char **names;      /* index -> NUL-terminated id */
     uint32_t *lengths; /* index -> strlen */
     uint32_t n, cap;
-    uint32_t *slots;   /* MODEL_NONE or an index; size is a power of two */
+    uint32_t *slots; /* MODEL_NONE or an index; size is a power of two */
     uint32_t mask;
 };
 
@@ -36,8 +36,7 @@ static uint32_t probe(const model_ids *ids, const char *id, size_t len) {
     uint32_t h = (uint32_t)util_hash64(id, len, 0) & ids->mask;
     for (;;) {
         uint32_t idx = ids->slots[h];
-        if (idx == MODEL_NONE ||
-            (ids->lengths[idx] == len && !memcmp(ids->names[idx], id, len)))
+        if (idx == MODEL_NONE || (ids->lengths[idx] == len && !memcmp(ids->names[idx], id, len)))
             return h;
         h = (h + 1) & ids->mask;
     }
@@ -78,4 +77,6 @@ const char *model_ids_name(const model_ids *ids, uint32_t idx) {
     return idx < ids->n ? ids->names[idx] : NULL;
 }
 
-uint32_t model_ids_count(const model_ids *ids) { return ids->n; }
+uint32_t model_ids_count(const model_ids *ids) {
+    return ids->n;
+}

@@ -40,8 +40,8 @@ uint32_t model_ids_count(const model_ids *ids);
 typedef struct model_interaction {
     uint32_t user, item;
     int64_t ts_ms;
-    float weight;  /* explicit weight, or < 0 when the event had none */
-    uint8_t type;  /* codec_event_type */
+    float weight; /* explicit weight, or < 0 when the event had none */
+    uint8_t type; /* codec_event_type */
 } model_interaction;
 
 typedef struct model_dataset {
@@ -68,16 +68,16 @@ void model_dataset_sort_by_time(model_dataset *ds);
 typedef enum { MODEL_SOLVER_CG = 0, MODEL_SOLVER_CHOLESKY = 1 } model_solver;
 
 typedef struct model_als_params {
-    uint32_t factors;         /* default 64 */
-    uint32_t iterations;      /* default 15 */
-    float regularization;     /* lambda, default 0.01 */
-    float alpha;              /* confidence = 1 + alpha * r, default 40 */
-    int log_confidence;       /* confidence = 1 + alpha * log(1 + r / eps) */
-    float log_eps;            /* default 1 */
-    model_solver solver;      /* default CG */
-    uint32_t cg_steps;        /* default 3 */
-    uint64_t seed;            /* default 42 */
-    int threads;              /* 0: all cores */
+    uint32_t factors;                     /* default 64 */
+    uint32_t iterations;                  /* default 15 */
+    float regularization;                 /* lambda, default 0.01 */
+    float alpha;                          /* confidence = 1 + alpha * r, default 40 */
+    int log_confidence;                   /* confidence = 1 + alpha * log(1 + r / eps) */
+    float log_eps;                        /* default 1 */
+    model_solver solver;                  /* default CG */
+    uint32_t cg_steps;                    /* default 3 */
+    uint64_t seed;                        /* default 42 */
+    int threads;                          /* 0: all cores */
     float type_weight[CODEC_EVENT_TYPES]; /* default LISTEN 1, VIEW 0.5, LIKE 3 */
 } model_als_params;
 
@@ -85,8 +85,7 @@ void model_als_params_default(model_als_params *p);
 
 /* Called after each iteration with the training loss (the implicit ALS
  * objective over all cells, computed without densifying). */
-typedef void (*model_progress_cb)(uint32_t iteration, double loss, double seconds,
-                                  void *opaque);
+typedef void (*model_progress_cb)(uint32_t iteration, double loss, double seconds, void *opaque);
 
 typedef struct model_als {
     uint32_t n_users, n_items, factors;
@@ -94,9 +93,8 @@ typedef struct model_als {
     float *item_factors; /* n_items x factors, row-major */
 } model_als;
 
-int model_als_train(const model_dataset *ds, const model_als_params *p,
-                    model_progress_cb progress, void *opaque, model_als *out,
-                    char *errstr, size_t errstr_size);
+int model_als_train(const model_dataset *ds, const model_als_params *p, model_progress_cb progress,
+                    void *opaque, model_als *out, char *errstr, size_t errstr_size);
 void model_als_free(model_als *als);
 
 /* ==== Neighbours and popularity ==== */
@@ -105,14 +103,14 @@ void model_als_free(model_als *als);
  * over normalised factors and a partial sort. nbr_idx/nbr_sim hold n_items*K
  * entries, best first; short rows are padded with MODEL_NONE / 0. */
 int model_neighbours_build(const float *item_factors, uint32_t n_items, uint32_t factors,
-                           uint32_t k, int threads, uint32_t *nbr_idx, float *nbr_sim,
-                           char *errstr, size_t errstr_size);
+                           uint32_t k, int threads, uint32_t *nbr_idx, float *nbr_sim, char *errstr,
+                           size_t errstr_size);
 
 /* The n most popular items by summed weight, each interaction decayed by
  * 2^(-(now - ts) / half_life) when half_life_ms > 0. Returns the count. */
 uint32_t model_popularity(const model_dataset *ds, const float type_weight[CODEC_EVENT_TYPES],
-                          int64_t half_life_ms, int64_t now_ms, uint32_t n,
-                          uint32_t *items, float *scores);
+                          int64_t half_life_ms, int64_t now_ms, uint32_t n, uint32_t *items,
+                          float *scores);
 
 /* ==== The model file ==== */
 
@@ -120,27 +118,27 @@ uint32_t model_popularity(const model_dataset *ds, const float type_weight[CODEC
  * load, so any number of threads may read it; the processor swaps whole
  * models by pointer. */
 typedef struct model {
-    char version[64];        /* e.g. "als-20261122T223000Z-1a2b3c4d" */
+    char version[64]; /* e.g. "als-20261122T223000Z-1a2b3c4d" */
     int64_t created_ms;
     uint32_t n_items, factors, k;
-    float regularization, alpha;   /* what fold-in needs from training */
-    model_ids *items;        /* item id <-> index */
-    float *item_factors;     /* n_items x factors */
-    uint32_t *nbr_idx;       /* n_items x k, MODEL_NONE padded */
-    float *nbr_sim;          /* n_items x k */
+    float regularization, alpha; /* what fold-in needs from training */
+    model_ids *items;            /* item id <-> index */
+    float *item_factors;         /* n_items x factors */
+    uint32_t *nbr_idx;           /* n_items x k, MODEL_NONE padded */
+    float *nbr_sim;              /* n_items x k */
     uint32_t n_popular;
-    uint32_t *popular;       /* best first */
+    uint32_t *popular; /* best first */
     float *popular_score;
-    float *gram;             /* factors x factors: item_factors^T item_factors */
-    void *backing;           /* allocation or mapping behind the arrays */
+    float *gram;   /* factors x factors: item_factors^T item_factors */
+    void *backing; /* allocation or mapping behind the arrays */
     size_t backing_size;
 } model;
 
 /* Builds a servable model from a training result (neighbours, popularity,
  * Gram matrix); the id table is copied. */
 int model_build(const model_dataset *ds, const model_als *als, const model_als_params *p,
-                uint32_t k, uint32_t n_popular, int64_t popularity_half_life_ms,
-                model **out, char *errstr, size_t errstr_size);
+                uint32_t k, uint32_t n_popular, int64_t popularity_half_life_ms, model **out,
+                char *errstr, size_t errstr_size);
 /* Writes to path.tmp, fsyncs, renames: readers see the old or the new file. */
 int model_save(const model *m, const char *path, char *errstr, size_t errstr_size);
 /* Validates magic, format version, sizes, checksum, id table and every
@@ -157,6 +155,10 @@ uint32_t model_item_index(const model *m, const char *item_id); /* or MODEL_NONE
 int model_foldin(const model *m, const uint32_t *items, const float *confidence, size_t n,
                  float *user_vec);
 float model_dot(const model *m, const float *user_vec, uint32_t item);
+/* The n items with the largest dot product with user_vec, best first,
+ * items in exclude left out. Returns the count. */
+size_t model_foldin_top(const model *m, const float *user_vec, const uint32_t *exclude,
+                        size_t n_exclude, size_t n, uint32_t *items, float *scores);
 
 /* ==== Offline lists ==== */
 
@@ -171,9 +173,8 @@ typedef struct model_offline_list {
 /* Top-n per user from the user factors, items the user already has left
  * out, written as an Avro object container of schemas/offline_list.avsc
  * (atomically; the version goes into the file's metadata). */
-int model_offline_write(const char *path, const model_dataset *ds, const model_als *als,
-                        uint32_t n, const char *version, int threads, char *errstr,
-                        size_t errstr_size);
+int model_offline_write(const char *path, const model_dataset *ds, const model_als *als, uint32_t n,
+                        const char *version, int threads, char *errstr, size_t errstr_size);
 int model_offline_load(const char *path, model_offline **out, char *errstr, size_t errstr_size);
 void model_offline_free(model_offline *o);
 const char *model_offline_version(const model_offline *o);
@@ -189,10 +190,10 @@ const model_offline_list *model_offline_get(const model_offline *o, const char *
  * user's window, removing) one event touches only its k neighbours and the
  * ranking equals a recompute over the whole history. */
 typedef struct model_online_params {
-    uint32_t k;                 /* neighbours per event, <= model k; default 50 */
-    int64_t half_life_ms;       /* default 1 day */
+    uint32_t k;           /* neighbours per event, <= model k; default 50 */
+    int64_t half_life_ms; /* default 1 day */
     float type_weight[CODEC_EVENT_TYPES];
-    int include_seen;           /* keep history items among candidates */
+    int include_seen; /* keep history items among candidates */
 } model_online_params;
 
 void model_online_params_default(model_online_params *p);
@@ -203,8 +204,7 @@ void model_online_free(model_online *acc);
 void model_online_reset(model_online *acc);
 /* weight < 0: use the type's weight. sign is +1 to add, -1 to remove. */
 void model_online_add(model_online *acc, const model *m, const model_online_params *p,
-                      uint32_t item, codec_event_type type, float weight, int64_t ts_ms,
-                      int sign);
+                      uint32_t item, codec_event_type type, float weight, int64_t ts_ms, int sign);
 /* The best n candidates at time now_ms, skipping the exclude[] items unless
  * include_seen; scores are the decayed values of the formula above. */
 size_t model_online_top(const model_online *acc, const model_online_params *p, int64_t now_ms,
@@ -219,7 +219,7 @@ typedef enum {
     MODEL_BLEND_ONLINE = 2,
     MODEL_BLEND_OFFLINE = 3,
     MODEL_BLEND_POPULAR = 4,
-    MODEL_BLEND_RERANK = 5      /* union re-ranked by the folded-in vector */
+    MODEL_BLEND_RERANK = 5 /* union re-ranked by the folded-in vector */
 } model_blend_strategy;
 
 typedef struct model_blend_params {
@@ -230,6 +230,13 @@ typedef struct model_blend_params {
      * product); without it RERANK falls back to WEIGHTED. */
     float (*rerank)(const char *item_id, void *opaque);
     void *rerank_opaque;
+    /* RERANK: the candidate's score is z(rerank) + rerank_mix * (its
+     * WEIGHTED rank-merge score); 0 (default): the user vector alone. */
+    float rerank_mix;
+    /* RERANK: the caller adds the user vector's own best items of the whole
+     * catalogue to the online candidates (a catalogue scan per list: the
+     * replay's `rerank+foldin`; off by default). */
+    int rerank_foldin;
 } model_blend_params;
 
 void model_blend_params_default(model_blend_params *p);
@@ -250,6 +257,33 @@ typedef struct model_candidates {
 size_t model_blend(const model_blend_params *p, const model_candidates src[CODEC_SOURCES],
                    codec_rec_item *out);
 
+/* ==== Live counters (model/live.c), for replaying a stream ==== */
+
+/* Popularity counted as events arrive, each decayed by
+ * 2^(-(now - ts) / half_life) (half_life 0: plain sums); keeps the n most
+ * popular items. Items are the caller's dense indices (any id table). */
+typedef struct model_popular_live model_popular_live;
+model_popular_live *model_popular_live_new(int64_t half_life_ms, uint32_t n);
+void model_popular_live_free(model_popular_live *p);
+void model_popular_live_add(model_popular_live *p, uint32_t item, float weight, int64_t ts_ms);
+/* The current top, best first (scores relative to an internal anchor: only
+ * their order means anything); valid until the next add. */
+uint32_t model_popular_live_top(model_popular_live *p, const uint32_t **items,
+                                const float **scores);
+
+/* Per-source blend weights learned from hits, per user segment: each
+ * (segment, source) counts the list slots the source filled and the hits
+ * among them; a weight is the hit rate per slot (shrunk towards the global
+ * rate) plus explore times a UCB1 bonus. */
+typedef struct model_bandit model_bandit;
+model_bandit *model_bandit_new(uint32_t segments, double explore);
+void model_bandit_free(model_bandit *b);
+/* One shown list: slots[s] items came from source s; hit_source is the
+ * source of the item the user took next, or -1 for a miss. */
+void model_bandit_record(model_bandit *b, uint32_t segment, const uint32_t slots[CODEC_SOURCES],
+                         int hit_source);
+void model_bandit_weights(const model_bandit *b, uint32_t segment, float w[CODEC_SOURCES]);
+
 /* ==== Synthetic events ==== */
 
 /* Users belong to taste clusters; each cluster prefers its own slice of a
@@ -257,16 +291,16 @@ size_t model_blend(const model_blend_params *p, const model_candidates src[CODEC
  * Interests drift, users come in sessions, and new users and items arrive
  * during the stream. Deterministic for a seed. */
 typedef struct model_synth_params {
-    uint32_t users;          /* default 10000 */
-    uint32_t items;          /* default 2000 */
-    uint32_t clusters;       /* default 20 */
-    double zipf_s;           /* default 1.0 */
-    double in_cluster;       /* share of events from the user's cluster, default 0.8 */
-    double drift;            /* chance per session to move to another cluster */
-    double new_user_share;   /* share of users first seen late in the stream */
-    double new_item_share;   /* share of items released late in the stream */
-    int64_t start_ms;        /* time of the first event */
-    int64_t mean_gap_ms;     /* mean time between events of the whole stream */
+    uint32_t users;        /* default 10000 */
+    uint32_t items;        /* default 2000 */
+    uint32_t clusters;     /* default 20 */
+    double zipf_s;         /* default 1.0 */
+    double in_cluster;     /* share of events from the user's cluster, default 0.8 */
+    double drift;          /* chance per session to move to another cluster */
+    double new_user_share; /* share of users first seen late in the stream */
+    double new_item_share; /* share of items released late in the stream */
+    int64_t start_ms;      /* time of the first event */
+    int64_t mean_gap_ms;   /* mean time between events of the whole stream */
     uint64_t seed;
     uint64_t expected_events; /* stream length over which new users and items
                                  arrive (from 30% of it on); 0: 20 per user */
@@ -295,15 +329,15 @@ uint32_t model_synth_items_live(const model_synth *s);
 typedef struct model_split {
     model_dataset train;
     uint32_t n_users, n_items;
-    uint64_t *train_ptr;     /* n_users + 1: the user's distinct training items */
+    uint64_t *train_ptr; /* n_users + 1: the user's distinct training items */
     uint32_t *train_items;
-    uint32_t *test_ptr;      /* n_users + 1 */
+    uint32_t *test_ptr; /* n_users + 1 */
     uint32_t *test_items;
-    uint8_t *cold_item;      /* n_items: 1 when the item has no training row */
-    uint32_t test_users;     /* users with >= 1 test item and >= 1 training row */
-    uint32_t cold_users;     /* users with test rows but no training row: skipped */
-    size_t test_rows;        /* interactions held out of training */
-    size_t test_cold_items;  /* test items (summed over users) with no training row */
+    uint8_t *cold_item;     /* n_items: 1 when the item has no training row */
+    uint32_t test_users;    /* users with >= 1 test item and >= 1 training row */
+    uint32_t cold_users;    /* users with test rows but no training row: skipped */
+    size_t test_rows;       /* interactions held out of training */
+    size_t test_cold_items; /* test items (summed over users) with no training row */
 } model_split;
 
 /* Leave-last-out: per user, the last n_last distinct items (by the time of
@@ -325,8 +359,7 @@ void model_split_free(model_split *s);
 typedef void (*model_score_fn)(const uint32_t *users, uint32_t n, uint32_t n_items, float *out,
                                void *opaque);
 /* opaque: const model_als * (user factors x item factors, one sgemm). */
-void model_score_als(const uint32_t *users, uint32_t n, uint32_t n_items, float *out,
-                     void *opaque);
+void model_score_als(const uint32_t *users, uint32_t n, uint32_t n_items, float *out, void *opaque);
 /* opaque: const float * of n_items scores, the same for every user
  * (popularity). */
 void model_score_static(const uint32_t *users, uint32_t n, uint32_t n_items, float *out,

@@ -32,8 +32,12 @@ static void test_specs(void **state) {
     ab_config ab;
     const char *specs[] = {"name=control,share=0.5,blend=interleave",
                            "name=weighted,share=0.3,blend=weighted,w.online=2,w.popular=0.25,n=7",
-                           "name=pop,share=0.2,blend=popular"};
+                           "name=pop,share=0.2,blend=rerank,mix=1.5,foldin=true"};
     configure(&ab, specs, 3, "exp-1");
+    assert_true(ab.variants[2].blend.rerank_mix == 1.5f);
+    assert_int_equal(ab.variants[2].blend.rerank_foldin, 1);
+    assert_true(ab.variants[1].blend.rerank_mix == 0.0f);
+    assert_int_equal(ab.variants[1].blend.rerank_foldin, 0);
     assert_int_equal(ab.n, 3);
     assert_string_equal(ab.variants[1].name, "weighted");
     assert_int_equal(ab.variants[1].blend.strategy, MODEL_BLEND_WEIGHTED);
@@ -42,7 +46,7 @@ static void test_specs(void **state) {
     assert_true(ab.variants[1].blend.weight[CODEC_SOURCE_POPULAR] == 0.25f);
     assert_int_equal(ab.variants[1].blend.n, 7);
     assert_int_equal(ab.variants[0].blend.n, 20); /* the run's default */
-    assert_int_equal(ab.variants[2].blend.strategy, MODEL_BLEND_POPULAR);
+    assert_int_equal(ab.variants[2].blend.strategy, MODEL_BLEND_RERANK);
     const char *names[AB_MAX_VARIANTS];
     ab_variant_names(&ab, names);
     assert_string_equal(names[2], "pop");
@@ -83,6 +87,10 @@ static void test_spec_errors(void **state) {
     expect_error(badshare, 1, "share '1.5'");
     const char *badname[] = {"name=a b,share=1"};
     expect_error(badname, 1, "variant name");
+    const char *badmix[] = {"name=a,share=1,mix=-1"};
+    expect_error(badmix, 1, "mix '-1'");
+    const char *badfoldin[] = {"name=a,share=1,foldin=perhaps"};
+    expect_error(badfoldin, 1, "foldin 'perhaps'");
     const char *novalue[] = {"name=a,share"};
     expect_error(novalue, 1, "not key=value");
 }

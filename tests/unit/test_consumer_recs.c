@@ -162,11 +162,38 @@ static void test_rerank(void **st) {
     state_user_free(u);
 }
 
+/* The steps the replay calls: run_recs_foldin between two blends leaves the
+ * sources alone (it once overwrote the online list it shares buffers with),
+ * and its list is the fold-in ranking, window items left out. */
+static void test_steps_keep_sources(void **st) {
+    world *w = *st;
+    state_user *u = state_user_new();
+    const char *items[] = {"i4", "i5", "i6", "i7"};
+    for (int i = 0; i < 4; i++)
+        state_user_push_event(u, items[i], 2, CODEC_EVENT_LIKE, 1700000000000LL + i, -1.0f, 50,
+                              NULL);
+    model_blend_params bp = w->cfg.blend;
+    bp.strategy = MODEL_BLEND_ONLINE;
+    run_recs_sources(&w->r, &w->cfg, &w->v, "carol", u, 1700000000004LL, bp.n, NULL);
+    size_t n1 = run_recs_blend(&w->r, &w->cfg, &bp, &w->v, u);
+    char before[10][16];
+    for (size_t i = 0; i < n1; i++) snprintf(before[i], 16, "%s", w->r.items[i].item_id);
+    size_t nf = run_recs_foldin(&w->r, &w->cfg, &w->v, u, bp.n);
+    assert_int_equal(nf, bp.n);
+    for (size_t i = 0; i < nf; i++)
+        for (int j = 0; j < 4; j++) assert_string_not_equal(w->r.items[i].item_id, items[j]);
+    size_t n2 = run_recs_blend(&w->r, &w->cfg, &bp, &w->v, u);
+    assert_int_equal(n1, n2);
+    for (size_t i = 0; i < n2; i++) assert_string_equal(before[i], w->r.items[i].item_id);
+    state_user_free(u);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_empty_user_gets_popular),
         cmocka_unit_test(test_history_items_left_out),
         cmocka_unit_test(test_rerank),
+        cmocka_unit_test(test_steps_keep_sources),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
