@@ -15,6 +15,7 @@ void run_config_default(run_config *cfg) {
     cfg->state_dir = "recstream-state";
     cfg->reload_interval_ms = 5000;
     cfg->batch_size = 500;
+    cfg->max_inflight_batches = RUN_MAX_INFLIGHT_DEFAULT;
     cfg->batch_timeout_ms = 100;
     cfg->offset_reset = "earliest";
     cfg->output_format = CODEC_FORMAT_JSON;
@@ -31,6 +32,7 @@ void run_cli_init(run_cli *rc) {
     memset(rc, 0, sizeof(*rc));
     run_config_default(&rc->cfg);
     rc->batch_size = rc->cfg.batch_size;
+    rc->max_inflight = rc->cfg.max_inflight_batches;
     rc->history = rc->cfg.history;
     rc->neighbours = rc->cfg.online.k;
     rc->n = rc->cfg.blend.n;
@@ -92,6 +94,8 @@ size_t run_cli_opts(run_cli *rc, util_opt *out, size_t cap) {
           "weight of popular (weighted)"),
         I("n", &rc->n, 1, 1000, "items per published list (default 20)"),
         I("batch-size", &rc->batch_size, 1, 100000, "max events per batch (default 500)"),
+        I("max-inflight-batches", &rc->max_inflight, 1, RUN_MAX_INFLIGHT_MAX,
+          "batches processed ahead of their acknowledgements (default 16)"),
         D("batch-timeout", &c->batch_timeout_ms, "max wait to fill a batch (default 100ms)"),
         S("offset-reset", &c->offset_reset, "WHERE",
           "start of partitions the state store never saw: earliest | latest (default earliest)"),
@@ -163,6 +167,7 @@ int run_cli_finish(run_cli *rc, const util_cli *cli) {
     for (int t = 0; t < CODEC_EVENT_TYPES; t++) c->online.type_weight[t] = (float)rc->weight[t];
     c->history = (uint32_t)rc->history;
     c->batch_size = (int)rc->batch_size;
+    c->max_inflight_batches = (int)rc->max_inflight;
     c->metrics_port = (int)rc->metrics_port;
     c->kconf = rc->kconf;
     return finish_ab(rc, cli);
