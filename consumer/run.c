@@ -179,20 +179,24 @@ static void consumer_error(run_ctx *c, const rd_kafka_message_t *m) {
 
 /* Fills c->msgs with up to batch_size messages of assigned events-topic
  * partitions: waits at most batch_timeout_ms for the first, then takes what
- * is already queued. */
+ * is already queued. With batches pending it waits at most 10 ms at a time
+ * and returns empty-handed, so that acknowledged batches get written. */
 static void gather(run_ctx *c) {
-    /* With batches pending, come back soon to write the acknowledged ones. */
     int64_t most = c->n_pend ? 10 : 100;
     int64_t deadline = util_mono_ns() / 1000000 + c->cfg->batch_timeout_ms;
     while (c->n_msgs < (size_t)c->cfg->batch_size && !*c->stop && !c->fatal) {
-        int64_t left = deadline - util_mono_ns() / 1000000;
-        if (left <= 0) break;
         /* Once the batch has a message, take only what is already queued:
          * under load the queue is never empty and batches fill up; when the
-         * stream is quiet an event is not held back for the timeout. */
-        int wait = c->n_msgs ? 0 : left > most ? (int)most : (int)left;
+         * stream is quiet an event is not held back for the timeout. (The
+         * clock is read only before a wait: not once per message.) */
+        int wait = 0;
+        if (!c->n_msgs) {
+            int64_t left = deadline - util_mono_ns() / 1000000;
+            if (left <= 0) break;
+            wait = left > most ? (int)most : (int)left;
+        }
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, wait);
-        if (!m && c->n_msgs) break;
+        if (!m && (c->n_msgs || c->n_pend)) break;
         if (!m) continue;
         if (m->err) {
             consumer_error(c, m);

@@ -52,7 +52,7 @@ typedef struct run_stats {
     char offline_version[64];
 } run_stats;
 
-#define RUN_MAX_INFLIGHT_DEFAULT 16
+#define RUN_MAX_INFLIGHT_DEFAULT 64
 #define RUN_MAX_INFLIGHT_MAX     1024
 
 typedef void (*run_batch_cb)(const run_stats *stats, void *opaque);

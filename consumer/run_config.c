@@ -95,7 +95,7 @@ size_t run_cli_opts(run_cli *rc, util_opt *out, size_t cap) {
         I("n", &rc->n, 1, 1000, "items per published list (default 20)"),
         I("batch-size", &rc->batch_size, 1, 100000, "max events per batch (default 500)"),
         I("max-inflight-batches", &rc->max_inflight, 1, RUN_MAX_INFLIGHT_MAX,
-          "batches processed ahead of their acknowledgements (default 16)"),
+          "batches processed ahead of their acknowledgements (default 64)"),
         D("batch-timeout", &c->batch_timeout_ms, "max wait to fill a batch (default 100ms)"),
         S("offset-reset", &c->offset_reset, "WHERE",
           "start of partitions the state store never saw: earliest | latest (default earliest)"),
