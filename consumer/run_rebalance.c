@@ -77,7 +77,8 @@ static void settle_pending(run_ctx *c) {
     if (rd_kafka_assignment_lost(c->rk)) {
         log_warn("run: assignment lost (session timed out); state stays at its stored offsets");
         run_pipe_discard_all(c, "assignment lost");
-    } else {
+    } else if (c->n_pend) {
+        log_info("run: revoke: writing %zu pending batches first", c->n_pend);
         run_pipe_drain(c, RUN_STOP_GRACE_MS);
     }
 }
