@@ -242,8 +242,7 @@ static void loop(run_ctx *c) {
         run_pipe_wait_room(c);
         if (c->need_seek) run_pipe_rollback(c);
         /* A batch gathered when the stop came is processed, then drained. */
-        if (c->n_msgs && c->n_pend <= (size_t)c->cfg->max_inflight_batches)
-            run_batch_process(c);
+        if (c->n_msgs && c->n_pend <= (size_t)c->cfg->max_inflight_batches) run_batch_process(c);
     }
     run_pipe_drain(c, RUN_STOP_GRACE_MS);
     if (c->need_seek) c->n_seek = 0, c->need_seek = 0; /* re-read at the next start */

@@ -42,13 +42,13 @@ typedef struct run_stats {
     uint64_t rebalances;        /* assignments and revocations handled */
     /* Where the loop thread's time goes (monotonic ns, all batches incl.
      * rolled-back ones), for `recstream bench`'s cost split. */
-    uint64_t ns_decode;  /* decoding messages, dead letters */
-    uint64_t ns_state;   /* multi-get, record updates, the write batch */
-    uint64_t ns_scoring; /* online scores, blend, encoding the list */
-    uint64_t ns_produce; /* handing records to the producer */
-    uint64_t ns_wait;    /* waiting for acknowledgements: a full pipeline,
-                            the drain at a stop or a revoke */
-    char model_version[64];     /* in use at the last batch */
+    uint64_t ns_decode;     /* decoding messages, dead letters */
+    uint64_t ns_state;      /* multi-get, record updates, the write batch */
+    uint64_t ns_scoring;    /* online scores, blend, encoding the list */
+    uint64_t ns_produce;    /* handing records to the producer */
+    uint64_t ns_wait;       /* waiting for acknowledgements: a full pipeline,
+                               the drain at a stop or a revoke */
+    char model_version[64]; /* in use at the last batch */
     char offline_version[64];
 } run_stats;
 

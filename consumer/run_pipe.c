@@ -199,8 +199,7 @@ static int write_oldest(run_ctx *c, char *errstr, size_t errsz) {
     store_group_offsets(c, p);
     add_counts(&c->stats, &p->counts);
     snprintf(c->stats.model_version, sizeof(c->stats.model_version), "%s", p->model_version);
-    snprintf(c->stats.offline_version, sizeof(c->stats.offline_version), "%s",
-             p->offline_version);
+    snprintf(c->stats.offline_version, sizeof(c->stats.offline_version), "%s", p->offline_version);
     pend_free(p);
     memmove(&c->pend[0], &c->pend[1], --c->n_pend * sizeof(*c->pend));
     if (c->cfg->on_batch) {
