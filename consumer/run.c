@@ -164,7 +164,8 @@ static int open_all(run_ctx *c, const producer_kconf *kc, char *errstr, size_t e
     c->msgs = util_calloc(n, sizeof(*c->msgs));
     c->events = util_calloc(n, sizeof(*c->events));
     c->parts = util_calloc(n, sizeof(*c->parts));
-    c->out = producer_out_new(kc, cfg->brokers, run_batch_dr, c, errstr, errsz);
+    run_pipe_init(c);
+    c->out = producer_out_new(kc, cfg->brokers, run_pipe_dr, c, errstr, errsz);
     if (!c->out) return -1;
     return open_consumer(c, kc, errstr, errsz);
 }
@@ -188,6 +189,7 @@ static void close_all(run_ctx *c) {
         c->stats.reload_failures = reload_failures(c->rl);
         reload_stop(c->rl);
     }
+    run_pipe_free(c);
     if (c->store) state_close(c->store);
     if (c->dec) codec_decoder_free(c->dec);
     producer_registry_free(c->registry);
@@ -217,18 +219,24 @@ static void consumer_error(run_ctx *c, const rd_kafka_message_t *m) {
 
 /* Fills c->msgs with up to batch_size messages of assigned events-topic
  * partitions: waits at most batch_timeout_ms for the first, then takes what
- * is already queued. */
+ * is already queued. With batches pending it waits at most 10 ms at a time
+ * and returns empty-handed, so that acknowledged batches get written. */
 static void gather(run_ctx *c) {
+    int64_t most = c->n_pend ? 10 : 100;
     int64_t deadline = util_mono_ns() / 1000000 + c->cfg->batch_timeout_ms;
     while (c->n_msgs < (size_t)c->cfg->batch_size && !*c->stop && !c->fatal) {
-        int64_t left = deadline - util_mono_ns() / 1000000;
-        if (left <= 0) break;
         /* Once the batch has a message, take only what is already queued:
          * under load the queue is never empty and batches fill up; when the
-         * stream is quiet an event is not held back for the timeout. */
-        int wait = c->n_msgs ? 0 : left > 100 ? 100 : (int)left;
+         * stream is quiet an event is not held back for the timeout. (The
+         * clock is read only before a wait: not once per message.) */
+        int wait = 0;
+        if (!c->n_msgs) {
+            int64_t left = deadline - util_mono_ns() / 1000000;
+            if (left <= 0) break;
+            wait = left > most ? (int)most : (int)left;
+        }
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, wait);
-        if (!m && c->n_msgs) break;
+        if (!m && (c->n_msgs || c->n_pend)) break;
         if (!m) continue;
         if (m->err) {
             consumer_error(c, m);
@@ -259,20 +267,25 @@ static void periodic(run_ctx *c) {
     c->next_log_ms = now + 10000;
 }
 
+/* Batches are processed while earlier ones await their acknowledgements
+ * (run_pipe.c); the loop waits only when max_inflight_batches are pending,
+ * and after a failure seeks back and backs off. */
 static void loop(run_ctx *c) {
-    char err[512];
     while (!*c->stop && !c->fatal) {
-        gather(c);
+        if (run_pipe_backoff(c)) continue;
+        gather(c); /* a revoke drains the pipeline in here */
         producer_out_poll(c->out, 0);
+        run_pipe_serve(c);
         periodic(c);
+        if (c->need_seek) run_pipe_rollback(c);
         if (!c->n_msgs) continue;
-        /* A batch gathered when the stop came is finished, not dropped. */
-        if (run_batch_process(c, err, sizeof(err)) == 0 && c->cfg->on_batch) {
-            c->stats.reloads = reload_count(c->rl);
-            c->stats.reload_failures = reload_failures(c->rl);
-            c->cfg->on_batch(&c->stats, c->cfg->on_batch_opaque);
-        }
+        run_pipe_wait_room(c);
+        if (c->need_seek) run_pipe_rollback(c);
+        /* A batch gathered when the stop came is processed, then drained. */
+        if (c->n_msgs && c->n_pend <= (size_t)c->cfg->max_inflight_batches) run_batch_process(c);
     }
+    run_pipe_drain(c, RUN_STOP_GRACE_MS);
+    if (c->need_seek) c->n_seek = 0, c->need_seek = 0; /* re-read at the next start */
 }
 
 int run_processor(const run_config *cfg, volatile sig_atomic_t *stop, run_stats *stats_out,

@@ -46,10 +46,14 @@ typedef struct run_stats {
     uint64_t ns_state;      /* multi-get, record updates, the write batch */
     uint64_t ns_scoring;    /* online scores, blend, encoding the list */
     uint64_t ns_produce;    /* handing records to the producer */
-    uint64_t ns_wait;       /* waiting for the batch's acknowledgements */
+    uint64_t ns_wait;       /* waiting for acknowledgements: a full pipeline,
+                               the drain at a stop or a revoke */
     char model_version[64]; /* in use at the last batch */
     char offline_version[64];
 } run_stats;
+
+#define RUN_MAX_INFLIGHT_DEFAULT 64
+#define RUN_MAX_INFLIGHT_MAX     1024
 
 typedef void (*run_batch_cb)(const run_stats *stats, void *opaque);
 
@@ -64,6 +68,9 @@ typedef struct run_config {
     const char *offline_path;   /* optional offline lists file */
     int64_t reload_interval_ms; /* file check period, default 5000; 0 disables */
     int batch_size;             /* max messages per batch, default 500 */
+    int max_inflight_batches;   /* batches processed and awaiting their
+                                   acknowledgements before the loop waits,
+                                   default RUN_MAX_INFLIGHT_DEFAULT */
     int64_t batch_timeout_ms;   /* max wait to fill a batch, default 100 */
     const char *offset_reset;   /* partitions the store never saw: "earliest" (default)
                                    or "latest" */
@@ -109,7 +116,7 @@ int run_processor(const run_config *cfg, volatile sig_atomic_t *stop, run_stats 
  * them into cfg. Embed one in a command's own option state. */
 typedef struct run_cli {
     run_config cfg;
-    int64_t batch_size, history, neighbours, metrics_port, n, schema_id, half_life_ms;
+    int64_t batch_size, max_inflight, history, neighbours, metrics_port, n, schema_id, half_life_ms;
     double weight[CODEC_EVENT_TYPES], blend_weight[CODEC_SOURCES];
     int include_seen, rerank_foldin;
     double rerank_mix;

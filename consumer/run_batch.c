@@ -2,39 +2,28 @@
  *
  *   decode every message (bad ones to the dead-letter topic)
  *   -> group the events by (input partition, user), in offset order
- *   -> read those users' records (one multi-get)
+ *   -> read those users' records: the newest pending batch's copy when an
+ *      earlier batch still awaiting acknowledgements touched the user, else
+ *      the store's (one multi-get for the rest)
  *   -> append each user's events, recompute and publish their list
- *   -> wait until every record of the batch is acknowledged
- *   -> ONE RocksDB write batch: the users' records + each partition's next
- *      offset.
+ *   -> build ONE RocksDB write batch (the users' records + each
+ *      partition's next offset) and hand it to the pipeline (run_pipe.c),
+ *      which commits it once every record of the batch is acknowledged,
+ *      after every earlier batch.
  *
- * If any record of the batch finally fails, nothing is written: the batch's
- * partitions are sought back to where the batch started and re-read after a
- * backoff. The state store therefore only ever holds offsets whose events
- * are applied and whose outputs are acknowledged; outputs may repeat after
- * a failure or a crash, which a keyed, compacted output topic absorbs
- * (each record is the user's whole current list). */
+ * A batch that cannot be built (store unreadable, a record refused by the
+ * producer) is marked failed; the pipeline then discards it and every
+ * later batch and re-reads them. The state store therefore only ever holds
+ * offsets whose events are applied and whose outputs are acknowledged;
+ * outputs may repeat after a failure or a crash, which a keyed, compacted
+ * output topic absorbs (each record is the user's whole current list). */
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "dlq.h"
 #include "run_int.h"
-
-/* Delivery-report opaques: the dead-letter marker, or DR_RECS + variant. */
-#define DR_DLQ  ((void *)1)
-#define DR_RECS 16u
-
-/* How long a stopping processor keeps waiting for acknowledgements before
- * it gives the batch up (it is then re-read at the next start). */
-#define STOP_GRACE_MS 10000
-
-/* Counters of the batch, added to the run's only when it is persisted. */
-typedef struct batch_counts {
-    uint64_t applied, by_type[CODEC_EVENT_TYPES], invalid, invalid_by_reason[CODEC_ERR__COUNT];
-} batch_counts;
 
 /* A user touched by the batch: events[first, first + n) of the sorted run. */
 typedef struct batch_user {
@@ -42,19 +31,10 @@ typedef struct batch_user {
     size_t n;
 } batch_user;
 
-void run_batch_dr(void *msg_opaque, rd_kafka_resp_err_t err, void *opaque) {
-    run_ctx *c = opaque;
-    if (err) {
-        c->batch_failed++;
-        c->batch_last_err = err;
-        c->stats.delivery_failures++;
-        log_error("run: %s record not delivered: %s",
-                  msg_opaque == DR_DLQ ? "dead-letter" : "output", rd_kafka_err2str(err));
-        metrics_publish_failed(c->m);
-    } else if (msg_opaque != DR_DLQ) {
-        c->stats.published++;
-        metrics_published(c->m, (uintptr_t)msg_opaque - DR_RECS);
-    }
+static void fail(run_pend *p, const char *why) {
+    if (p->failed) return;
+    p->failed = 1;
+    snprintf(p->why, sizeof(p->why), "%.255s", why);
 }
 
 static void note_part(run_ctx *c, int32_t partition, int64_t offset) {
@@ -69,7 +49,8 @@ static void note_part(run_ctx *c, int32_t partition, int64_t offset) {
 
 /* Decodes c->msgs into c->events, sending bad ones to the dead-letter topic,
  * and frees the messages. */
-static void decode_all(run_ctx *c, batch_counts *bc) {
+static void decode_all(run_ctx *c, run_pend *p) {
+    run_counts *bc = &p->counts;
     c->n_events = c->n_parts = 0;
     for (size_t i = 0; i < c->n_msgs; i++) {
         rd_kafka_message_t *m = c->msgs[i];
@@ -91,10 +72,12 @@ static void decode_all(run_ctx *c, batch_counts *bc) {
         log_warn("run: %s [%" PRId32 "] offset %" PRId64 " to the dead-letter topic: %s (%s)",
                  rd_kafka_topic_name(m->rkt), m->partition, m->offset, codec_err_reason(ce),
                  detail);
-        if (dlq_send(c->out, c->cfg->dlq_topic, m, codec_err_reason(ce), detail, DR_DLQ, err,
-                     sizeof(err))) {
+        p->outstanding++;
+        if (dlq_send(c->out, c->cfg->dlq_topic, m, codec_err_reason(ce), detail,
+                     run_pipe_opaque(p, 1, 0), err, sizeof(err))) {
             log_error("run: dead-letter topic %s: %s", c->cfg->dlq_topic, err);
-            c->batch_failed++;
+            p->outstanding--;
+            fail(p, err);
         } else {
             metrics_dlq_produced(c->m);
         }
@@ -145,7 +128,8 @@ static void observe_latency(run_ctx *c, const batch_user *bu) {
 
 /* Applies one user's events to their record and publishes their new list. */
 static void apply_user(run_ctx *c, const reload_view *v, const batch_user *bu, state_user *u,
-                       batch_counts *bc) {
+                       run_pend *p) {
+    run_counts *bc = &p->counts;
     const codec_event *last = NULL;
     int64_t t_state = util_mono_ns();
     size_t variant = ab_assign(c->ab, bu->ev[0]->ev.user_id, bu->ev[0]->ev.user_len);
@@ -170,154 +154,127 @@ static void apply_user(run_ctx *c, const reload_view *v, const batch_user *bu, s
     }
     int64_t t_send = util_mono_ns();
     c->stats.ns_scoring += (uint64_t)(t_send - t_score);
+    p->outstanding++;
     int sent = producer_out_send(c->out, c->cfg->output_topic, last->user_id, last->user_len,
                                  c->recs.buf.data, c->recs.buf.len, NULL, 0,
-                                 (void *)(uintptr_t)(DR_RECS + variant), err, sizeof(err));
+                                 run_pipe_opaque(p, 0, variant), err, sizeof(err));
     c->stats.ns_produce += (uint64_t)(util_mono_ns() - t_send);
     if (sent) {
         log_error("run: output topic %s: %s", c->cfg->output_topic, err);
-        c->batch_failed++;
+        p->outstanding--;
+        fail(p, err);
         return;
     }
     observe_latency(c, bu);
 }
 
-/* Reads the users' records, applies and publishes. recs[i] must be freed
- * by the caller. Returns 0, or -1 when the store cannot be read. */
-static int apply_all(run_ctx *c, const reload_view *v, batch_user *users, size_t n,
-                     state_user **recs, batch_counts *bc, char *errstr, size_t errsz) {
+/* A copy of a pending batch's record, as the store would return it once
+ * that batch is written (the published list capped alike). NULL when the
+ * copy does not decode (a bug: the batch then fails rather than lose it). */
+static state_user *copy_user(run_ctx *c, const state_user *u) {
+    size_t len = 0;
+    state_user_encode(u, &c->copy_buf, &len, &c->copy_cap);
+    state_user *r = state_user_new();
+    if (state_user_decode(c->copy_buf, len, r) != STATE_DEC_OK) {
+        state_user_free(r);
+        return NULL;
+    }
+    uint32_t max = state_get_options(c->store)->published_max;
+    if (max && r->n_published > max) r->n_published = max;
+    return r;
+}
+
+/* Fills recs[i] with each user's record: through the pending batches, then
+ * one multi-get for the others. Returns 0, or -1 (errstr). */
+static int read_users(run_ctx *c, const batch_user *users, size_t n, state_user **recs,
+                      char *errstr, size_t errsz) {
+    size_t *miss = util_malloc((n ? n : 1) * sizeof(*miss)), m = 0;
     int32_t *parts = util_malloc((n ? n : 1) * sizeof(*parts));
     const char **ids = util_malloc((n ? n : 1) * sizeof(*ids));
     size_t *lens = util_malloc((n ? n : 1) * sizeof(*lens));
-    for (size_t i = 0; i < n; i++) {
-        parts[i] = users[i].ev[0]->partition;
-        ids[i] = users[i].ev[0]->ev.user_id;
-        lens[i] = users[i].ev[0]->ev.user_len;
+    state_user **got = util_calloc(n + 1, sizeof(*got));
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        const run_event *e = users[i].ev[0];
+        const state_user *o = run_pipe_lookup(c, e->partition, e->ev.user_id);
+        if (o && !(recs[i] = copy_user(c, o))) {
+            snprintf(errstr, errsz, "copying a pending record failed");
+            rc = -1;
+        }
+        if (o) continue;
+        miss[m] = i;
+        parts[m] = e->partition;
+        ids[m] = e->ev.user_id;
+        lens[m++] = e->ev.user_len;
     }
-    int64_t t0 = util_mono_ns();
-    int rc = n ? state_multi_get(c->store, parts, ids, lens, n, recs, errstr, errsz) : 0;
-    c->stats.ns_state += (uint64_t)(util_mono_ns() - t0);
-    for (size_t i = 0; rc == 0 && i < n; i++) apply_user(c, v, &users[i], recs[i], bc);
+    if (!rc && m) rc = state_multi_get(c->store, parts, ids, lens, m, got, errstr, errsz);
+    for (size_t j = 0; j < m; j++) recs[miss[j]] = got[j];
+    free(got);
+    free(miss);
     free(parts);
     free(ids);
     free(lens);
     return rc;
 }
 
-/* Serves delivery reports until the batch's records are all acknowledged
- * or failed. Returns 0, or -1 when a stop request ran out of patience. */
-static int wait_deliveries(run_ctx *c) {
-    int64_t give_up = 0, t0 = util_mono_ns();
-    int rc = 0;
-    while (producer_out_flush(c->out, 100) > 0) {
-        if (!*c->stop) continue;
-        int64_t now = util_now_ms();
-        if (!give_up) give_up = now + STOP_GRACE_MS;
-        if (now > give_up) {
-            rc = -1;
-            break;
-        }
-    }
-    c->stats.ns_wait += (uint64_t)(util_mono_ns() - t0);
-    return rc;
-}
-
-/* One write batch: every touched user and every partition's next offset. */
-static int persist(run_ctx *c, batch_user *users, state_user **recs, size_t n, char *errstr,
-                   size_t errsz) {
+/* Reads the users' records, applies and publishes. recs[i] must be freed
+ * by the caller unless handed to the batch. Returns 0, or -1 (errstr). */
+static int apply_all(run_ctx *c, run_pend *p, const reload_view *v, batch_user *users, size_t n,
+                     state_user **recs, char *errstr, size_t errsz) {
     int64_t t0 = util_mono_ns();
-    state_batch *b = state_batch_new(c->store);
-    for (size_t i = 0; i < n; i++) {
-        const codec_event *e = &users[i].ev[0]->ev;
-        state_batch_put_user(b, users[i].ev[0]->partition, e->user_id, e->user_len, recs[i]);
-    }
-    for (size_t i = 0; i < c->n_parts; i++)
-        state_batch_set_offset(b, c->cfg->events_topic, c->parts[i].partition, c->parts[i].next);
-    int rc = state_batch_commit(b, errstr, errsz);
-    state_batch_free(b);
+    int rc = read_users(c, users, n, recs, errstr, errsz);
     c->stats.ns_state += (uint64_t)(util_mono_ns() - t0);
+    for (size_t i = 0; rc == 0 && i < n; i++) apply_user(c, v, &users[i], recs[i], p);
     return rc;
 }
 
-/* Stores the persisted offsets for the group's advisory commit (lag tools,
- * kafka-consumer-groups); the store, not these, decides where to resume. */
-static void store_group_offsets(run_ctx *c) {
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)c->n_parts);
-    for (size_t i = 0; i < c->n_parts; i++)
-        if (run_is_assigned(c, c->parts[i].partition))
-            rd_kafka_topic_partition_list_add(l, c->cfg->events_topic, c->parts[i].partition)
-                ->offset = c->parts[i].next;
-    if (l->cnt) rd_kafka_offsets_store(c->rk, l); /* best effort: a revoked one fails */
-    rd_kafka_topic_partition_list_destroy(l);
-}
-
-static void add_counts(run_stats *s, const batch_counts *bc) {
-    s->applied += bc->applied;
-    s->invalid += bc->invalid;
-    for (int t = 0; t < CODEC_EVENT_TYPES; t++) s->by_type[t] += bc->by_type[t];
-    for (int r = 0; r < CODEC_ERR__COUNT; r++) s->invalid_by_reason[r] += bc->invalid_by_reason[r];
-    s->batches++;
-}
-
-/* Rolls a failed batch back: nothing was written, so re-reading from where
- * it started re-applies exactly these events. */
-static void roll_back(run_ctx *c, const char *why) {
-    log_error("run: batch of %zu events not persisted (%s); re-reading it in %" PRId64 " ms",
-              c->n_events, why, c->cfg->retry_backoff_ms);
-    c->stats.batch_retries++;
-    if (run_seek_back(c)) {
-        /* Going on would skip the batch; a restart resumes from the store. */
-        log_error("run: cannot seek back to the batch's start; stopping so that a restart "
-                  "resumes from the stored offsets");
-        c->fatal = 1;
-        return;
-    }
-    for (int64_t t = 0; t < c->cfg->retry_backoff_ms && !*c->stop; t += 50) {
-        producer_out_poll(c->out, 0);
-        struct timespec ts = {0, 50 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-}
-
-int run_batch_process(run_ctx *c, char *errstr, size_t errsz) {
+/* Builds the batch's write batch (every touched user, every partition's
+ * next offset) and hands the records to it: they are the overlay that
+ * later batches read through until it is written. */
+static void seal(run_ctx *c, run_pend *p, batch_user *users, state_user **recs, size_t n) {
     int64_t t0 = util_mono_ns();
-    batch_counts bc = {0};
+    p->wb = state_batch_new(c->store);
+    p->users = util_calloc(n + 1, sizeof(*p->users));
+    for (size_t i = 0; i < n; i++) {
+        const run_event *e = users[i].ev[0];
+        state_batch_put_user(p->wb, e->partition, e->ev.user_id, e->ev.user_len, recs[i]);
+        p->users[i] = (run_pend_user){e->partition, util_strndup(e->ev.user_id, e->ev.user_len),
+                                      e->ev.user_len, recs[i]};
+        recs[i] = NULL; /* now owned by the pending batch */
+    }
+    p->n_users = n;
+    p->parts = util_malloc((c->n_parts + 1) * sizeof(*p->parts));
+    memcpy(p->parts, c->parts, c->n_parts * sizeof(*p->parts));
+    p->n_parts = c->n_parts;
+    for (size_t i = 0; i < c->n_parts; i++)
+        state_batch_set_offset(p->wb, c->cfg->events_topic, c->parts[i].partition,
+                               c->parts[i].next);
+    c->stats.ns_state += (uint64_t)(util_mono_ns() - t0);
+}
+
+void run_batch_process(run_ctx *c) {
+    int64_t t0 = util_mono_ns();
+    char err[512];
     reload_view v;
     reload_acquire(c->rl, &v);
-    c->batch_failed = 0;
-    decode_all(c, &bc);
+    run_pend *p = run_pipe_push(c);
+    decode_all(c, p);
+    p->n_events = c->n_events;
     int64_t t_dec = util_mono_ns();
     c->stats.ns_decode += (uint64_t)(t_dec - t0);
     run_event **sorted = util_malloc((c->n_events + 1) * sizeof(*sorted));
     batch_user *users = util_malloc((c->n_events + 1) * sizeof(*users));
     size_t n = group_users(c, sorted, users);
     state_user **recs = util_calloc(n + 1, sizeof(*recs));
-    int rc = apply_all(c, &v, users, n, recs, &bc, errstr, errsz);
-    if (wait_deliveries(c)) {
-        log_warn("run: stopping with %d records unacknowledged; the batch will be re-read",
-                 producer_out_outstanding(c->out));
-        rc = 1;
-    } else if (rc < 0) {
-        roll_back(c, errstr);
-        rc = 1;
-    } else if (c->batch_failed) {
-        roll_back(c, rd_kafka_err2str(c->batch_last_err));
-        rc = 1;
-    } else if (persist(c, users, recs, n, errstr, errsz)) {
-        roll_back(c, errstr);
-        rc = 1;
-    } else {
-        store_group_offsets(c);
-        add_counts(&c->stats, &bc);
-        snprintf(c->stats.model_version, sizeof(c->stats.model_version), "%s", v.model_version);
-        snprintf(c->stats.offline_version, sizeof(c->stats.offline_version), "%s",
-                 v.offline_version);
-    }
+    if (apply_all(c, p, &v, users, n, recs, err, sizeof(err))) fail(p, err);
+    seal(c, p, users, recs, p->failed ? 0 : n);
+    snprintf(p->model_version, sizeof(p->model_version), "%s", v.model_version);
+    snprintf(p->offline_version, sizeof(p->offline_version), "%s", v.offline_version);
+    p->sealed = 1;
     for (size_t i = 0; i < n; i++) state_user_free(recs[i]);
     free(recs);
     free(users);
     free(sorted);
     reload_release(c->rl, &v);
     metrics_observe_batch(c->m, (double)(util_mono_ns() - t0) / 1e9, c->n_events);
-    return rc;
 }

@@ -16,6 +16,7 @@ void run_config_default(run_config *cfg) {
     cfg->state_dir = "recstream-state";
     cfg->reload_interval_ms = 5000;
     cfg->batch_size = 500;
+    cfg->max_inflight_batches = RUN_MAX_INFLIGHT_DEFAULT;
     cfg->batch_timeout_ms = 100;
     cfg->offset_reset = "earliest";
     cfg->output_format = CODEC_FORMAT_JSON;
@@ -32,6 +33,7 @@ void run_cli_init(run_cli *rc) {
     memset(rc, 0, sizeof(*rc));
     run_config_default(&rc->cfg);
     rc->batch_size = rc->cfg.batch_size;
+    rc->max_inflight = rc->cfg.max_inflight_batches;
     rc->history = rc->cfg.history;
     rc->neighbours = rc->cfg.online.k;
     rc->n = rc->cfg.blend.n;
@@ -101,6 +103,8 @@ size_t run_cli_opts(run_cli *rc, util_opt *out, size_t cap) {
          "rerank: also consider the user vector's best items of the whole catalogue"},
         I("n", &rc->n, 1, 1000, "items per published list (default 20)"),
         I("batch-size", &rc->batch_size, 1, 100000, "max events per batch (default 500)"),
+        I("max-inflight-batches", &rc->max_inflight, 1, RUN_MAX_INFLIGHT_MAX,
+          "batches processed ahead of their acknowledgements (default 64)"),
         D("batch-timeout", &c->batch_timeout_ms, "max wait to fill a batch (default 100ms)"),
         S("offset-reset", &c->offset_reset, "WHERE",
           "start of partitions the state store never saw: earliest | latest (default earliest)"),
@@ -188,6 +192,7 @@ int run_cli_finish(run_cli *rc, const util_cli *cli) {
     for (int t = 0; t < CODEC_EVENT_TYPES; t++) c->online.type_weight[t] = (float)rc->weight[t];
     c->history = (uint32_t)rc->history;
     c->batch_size = (int)rc->batch_size;
+    c->max_inflight_batches = (int)rc->max_inflight;
     c->metrics_port = (int)rc->metrics_port;
     c->kconf = rc->kconf;
     return finish_ab(rc, cli);

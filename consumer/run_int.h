@@ -30,6 +30,38 @@ typedef struct run_part {
     int64_t next;  /* offset after its last message: what to persist */
 } run_part;
 
+/* Counters of a batch, added to the run's only when it is persisted. */
+typedef struct run_counts {
+    uint64_t applied, by_type[CODEC_EVENT_TYPES], invalid, invalid_by_reason[CODEC_ERR__COUNT];
+} run_counts;
+
+/* A user's record as a pending batch will write it: the overlay that later
+ * batches read through before the store (newest pending batch wins). */
+typedef struct run_pend_user {
+    int32_t partition;
+    char *id; /* owned, NUL-terminated */
+    size_t len;
+    state_user *rec; /* owned */
+} run_pend_user;
+
+/* A batch whose outputs are produced and whose write batch (records +
+ * offsets) waits for their acknowledgements (run_pipe.c). */
+typedef struct run_pend {
+    uint64_t seq;         /* names the batch in its records' delivery opaques */
+    int sealed;           /* every record of the batch handed to the producer */
+    uint64_t outstanding; /* records handed over and not yet reported */
+    int failed;           /* a record finally failed, or the batch could not be built */
+    char why[256];        /* the first failure */
+    state_batch *wb;      /* held, committed when outstanding reaches 0 */
+    run_part *parts;      /* where each partition of the batch starts and ends */
+    size_t n_parts;
+    run_pend_user *users; /* sorted by (partition, user id), as group_users cuts them */
+    size_t n_users;
+    run_counts counts;
+    size_t n_events;
+    char model_version[64], offline_version[64];
+} run_pend;
+
 /* Scratch of run_recs_compute, reused for every user. */
 typedef struct run_recs {
     model_online *acc;
@@ -90,27 +122,72 @@ typedef struct run_ctx {
     run_part *parts;
     size_t n_parts;
 
-    /* Deliveries of the current batch that failed (set by the callback). */
-    uint64_t batch_failed;
-    rd_kafka_resp_err_t batch_last_err;
+    /* Pending batches, oldest first (run_pipe.c); at most
+     * cfg->max_inflight_batches + 1 (the one being built). */
+    run_pend *pend;
+    size_t n_pend;
+    uint64_t next_seq;
+    /* Where to seek back after batches were discarded: per partition the
+     * first offset not persisted (run_part.first). */
+    run_part *seek;
+    size_t n_seek, cap_seek;
+    int need_seek;
+    int64_t backoff_until_ms; /* no consuming before this (after a rollback) */
+    char *copy_buf;           /* overlay copies */
+    size_t copy_cap;
 
     run_recs recs;
 } run_ctx;
+
+/* How long a stopping or revoked processor waits for pending batches'
+ * acknowledgements before it gives them up (they are re-read from the
+ * store's offsets, here or by the partition's next owner). */
+#define RUN_STOP_GRACE_MS 10000
 
 /* run_rebalance.c */
 void run_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                       rd_kafka_topic_partition_list_t *parts, void *opaque);
 int run_is_assigned(const run_ctx *c, int32_t partition);
-/* Seeks every partition of the batch back to its first offset. Returns -1
- * when a seek failed (the batch's events would be skipped). */
+/* Seeks every assigned partition of c->seek back to its offset. Returns -1
+ * when a seek failed (the events there would be skipped). */
 int run_seek_back(run_ctx *c);
 
-/* run_batch.c: processes c->msgs (taking ownership of them). Returns 0 when
- * persisted, 1 when rolled back (to be re-read; c->fatal is set when even
- * that failed). */
-int run_batch_process(run_ctx *c, char *errstr, size_t errstr_size);
+/* run_batch.c: processes c->msgs (taking ownership of them) into a new
+ * pending batch: decoded, applied (reading through the pending batches),
+ * its outputs produced, its write batch held. Failures mark it failed;
+ * run_pipe_serve rolls it back. */
+void run_batch_process(run_ctx *c);
+
+/* run_pipe.c: the pending batches. */
+void run_pipe_init(run_ctx *c);
+void run_pipe_free(run_ctx *c);
+/* A new pending batch (the newest), with a fresh sequence number. */
+run_pend *run_pipe_push(run_ctx *c);
+/* The delivery opaque of a record of batch p: DLQ flag and A/B variant. */
+void *run_pipe_opaque(const run_pend *p, int dlq, size_t variant);
 /* The delivery-report callback of the output producer (opaque: run_ctx). */
-void run_batch_dr(void *msg_opaque, rd_kafka_resp_err_t err, void *opaque);
+void run_pipe_dr(void *msg_opaque, rd_kafka_resp_err_t err, void *opaque);
+/* The newest sealed pending record of the user (id NUL-terminated), or NULL. */
+const state_user *run_pipe_lookup(const run_ctx *c, int32_t partition, const char *id);
+/* Writes the acknowledged batches in order; discards a failed batch and
+ * every later one (c->need_seek is then set). Never blocks. */
+void run_pipe_serve(run_ctx *c);
+/* Serves delivery reports until fewer than max_inflight_batches are
+ * pending (or a stop, a failure). */
+void run_pipe_wait_room(run_ctx *c);
+/* Serves until nothing is pending or grace_ms passed; what is still pending
+ * then is discarded (re-read from the store's offsets later). */
+void run_pipe_drain(run_ctx *c, int64_t grace_ms);
+/* Discards every pending batch (their state never reaches the store). */
+void run_pipe_discard_all(run_ctx *c, const char *why);
+/* Forgets a partition's seek-back (it is revoked, or assigned from the
+ * store's offset). */
+void run_pipe_forget(run_ctx *c, int32_t partition);
+/* After a discard: drops the gathered messages, seeks back, starts the
+ * backoff (c->fatal when the seek fails). */
+void run_pipe_rollback(run_ctx *c);
+/* 1 while backing off after a rollback (it serves deliveries meanwhile). */
+int run_pipe_backoff(run_ctx *c);
 
 /* run_recs.c */
 void run_recs_init(run_recs *r);

@@ -1,5 +1,5 @@
-/* Group membership of the processor: the rebalance callback and the batch's
- * seek-back.
+/* Group membership of the processor: the rebalance callback and the
+ * seek-back after discarded batches.
  *
  * The state store, not the group's committed offsets, decides where a
  * partition resumes: on assignment each partition's start offset is read
@@ -62,18 +62,33 @@ static void set_start_offsets(run_ctx *c, rd_kafka_topic_partition_list_t *parts
             log_error("run: reading the stored offset of %s [%" PRId32 "]: %s", p->topic,
                       p->partition, err);
         p->offset = rc == 1 ? next : reset;
+        run_pipe_forget(c, p->partition); /* the store decides */
         log_info("run: assigned %s [%" PRId32 "] from %s %" PRId64, p->topic, p->partition,
                  rc == 1 ? "stored offset" : "offset-reset", rc == 1 ? next : (int64_t)-1);
         if (!strcmp(p->topic, c->cfg->events_topic)) assigned_add(c, p->partition);
     }
 }
 
-static void on_revoke(run_ctx *c, rd_kafka_topic_partition_list_t *parts, int cooperative) {
-    if (rd_kafka_assignment_lost(c->rk))
+/* Pending batches are settled before the assignment changes, so the next
+ * owner of a partition reads a store that holds whole batches only: written
+ * when acknowledged, discarded otherwise (and when the assignment was lost,
+ * another member may already be writing from the stored offsets). */
+static void settle_pending(run_ctx *c) {
+    if (rd_kafka_assignment_lost(c->rk)) {
         log_warn("run: assignment lost (session timed out); state stays at its stored offsets");
+        run_pipe_discard_all(c, "assignment lost");
+    } else if (c->n_pend) {
+        log_info("run: revoke: writing %zu pending batches first", c->n_pend);
+        run_pipe_drain(c, RUN_STOP_GRACE_MS);
+    }
+}
+
+static void on_revoke(run_ctx *c, rd_kafka_topic_partition_list_t *parts, int cooperative) {
+    settle_pending(c);
     if (!cooperative) c->n_assigned = 0;
     for (int i = 0; i < parts->cnt; i++) {
         assigned_remove(c, parts->elems[i].partition);
+        run_pipe_forget(c, parts->elems[i].partition);
         log_info("run: revoked %s [%" PRId32 "]", parts->elems[i].topic, parts->elems[i].partition);
     }
     drop_held(c);
@@ -106,7 +121,9 @@ void run_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         on_revoke(c, parts, cooperative);
     } else {
         log_error("run: rebalance error: %s", rd_kafka_err2str(err));
+        run_pipe_discard_all(c, "rebalance error");
         c->n_assigned = 0;
+        c->n_seek = 0;
         drop_held(c);
         rd_kafka_assign(rk, NULL);
     }
@@ -114,11 +131,11 @@ void run_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 int run_seek_back(run_ctx *c) {
     int failed = 0;
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)c->n_parts);
-    for (size_t i = 0; i < c->n_parts; i++) {
-        if (!run_is_assigned(c, c->parts[i].partition)) continue;
-        rd_kafka_topic_partition_list_add(l, c->cfg->events_topic, c->parts[i].partition)->offset =
-            c->parts[i].first;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)c->n_seek);
+    for (size_t i = 0; i < c->n_seek; i++) {
+        if (!run_is_assigned(c, c->seek[i].partition)) continue;
+        rd_kafka_topic_partition_list_add(l, c->cfg->events_topic, c->seek[i].partition)->offset =
+            c->seek[i].first;
     }
     /* Timeout -1: the seek is local and quick, and 2.0.2 mis-scales finite
      * timeouts (fixed in 2.1.0). */

@@ -85,9 +85,103 @@ static void test_two_members_split_the_work(void **st) {
     producer_broker_stop(b);
 }
 
+/* Per partition of a store: events in its users' histories must equal its
+ * stored next offset (every event of the partition so far, once), i.e. the
+ * store holds whole batches only. Adds the offsets to next[]. */
+static void check_whole_batches(const char *dir, int64_t next[PARTS]) {
+    state_options o;
+    state_options_default(&o);
+    o.read_only = 1;
+    state_store *s = NULL;
+    char err[512];
+    assert_int_equal(state_open(dir, &o, &s, err, sizeof(err)), 0);
+    for (int p = 0; p < PARTS; p++) {
+        uint64_t n = 0;
+        int64_t off = 0;
+        assert_int_equal(state_foreach_user(s, p, count_cb, &n, err, sizeof(err)), 0);
+        if (state_get_offset(s, "events", p, &off, err, sizeof(err)) != 1) off = 0;
+        assert_int_equal(n, off);
+        if (off > next[p]) next[p] = off;
+    }
+    state_close(s);
+}
+
+static void start_member(fx_proc *p, const char *brokers, const char *state_dir,
+                         const char *model) {
+    memset(p, 0, sizeof(*p));
+    run_config_default(&p->cfg);
+    p->cfg.brokers = brokers;
+    p->cfg.state_dir = state_dir;
+    p->cfg.model_path = model;
+    p->cfg.reload_interval_ms = 0;
+    p->cfg.batch_timeout_ms = 50;
+    p->cfg.batch_size = 8;
+    p->cfg.max_inflight_batches = 4;
+    fx_proc_start(p);
+}
+
+/* Events r<i % 256> at about 200/s until member q has
+ * applied some (it joined and got partitions), then 100 more. */
+static int produce_until_joined(const char *brokers, fx_proc *q) {
+    producer_out *o = fx_producer(brokers);
+    int i = 0, extra = -1;
+    int64_t end = util_now_ms() + 60000;
+    while (extra != 0 && util_now_ms() < end) {
+        for (int j = 0; j < 10; j++, i++) {
+            char user[16];
+            snprintf(user, sizeof(user), "r%d", i % 256);
+            fx_event(o, "events", user, "i2", "LISTEN", 1700000000000LL + i);
+        }
+        if (extra < 0 && fx_proc_live(q).applied > 0) extra = 10;
+        if (extra > 0) extra--;
+        fx_sleep_ms(50);
+    }
+    assert_int_equal(producer_out_flush(o, 10000), 0);
+    producer_out_destroy(o);
+    return i;
+}
+
+/* A second member joins while the first is streaming with batches pending
+ * (small batches, slow acknowledgements, events still arriving): the first
+ * drains them in its revoke, so each store holds, per partition, exactly
+ * the events up to its stored offset, and the partitions' ends are all
+ * reached by one store or the other. */
+static void test_revoke_drains_pending_batches(void **st) {
+    const char *topics[] = {"events", "recommendations", "events.dlq"};
+    char dir[512], model[600], sd[2][600], err[512];
+    fx_dir(dir, sizeof(dir), "consumer-revoke");
+    snprintf(model, sizeof(model), "%s/model.bin", dir);
+    fx_model(model, 30, 3, NULL);
+    producer_broker *b = producer_broker_start(PARTS, topics, 3, err, sizeof(err));
+    assert_non_null(b);
+    const char *brokers = producer_broker_bootstraps(b);
+    assert_int_equal(producer_broker_set_rtt(b, 1, 100), 0);
+    fx_proc p[2];
+    for (int i = 0; i < 2; i++) snprintf(sd[i], sizeof(sd[i]), "%s/state%d", dir, i);
+    start_member(&p[0], brokers, sd[0], model);
+    fx_sleep_ms(4000); /* the first member has joined */
+    start_member(&p[1], brokers, sd[1], model);
+    int n = produce_until_joined(brokers, &p[1]);
+    assert_true(n <= 50 * 256); /* histories (H = 50) keep every event */
+    int64_t next[PARTS] = {0}, end = util_now_ms() + 60000, total = 0;
+    while (total < n && util_now_ms() < end) { /* until every partition's end is stored */
+        fx_sleep_ms(500);
+        memset(next, 0, sizeof(next));
+        for (int i = 0; i < 2; i++) check_whole_batches(sd[i], next);
+        total = next[0] + next[1] + next[2] + next[3];
+    }
+    for (int i = 0; i < 2; i++) assert_int_equal(fx_proc_stop(&p[i]), 0);
+    assert_true(p[0].stats.applied > 0 && p[1].stats.applied > 0);
+    memset(next, 0, sizeof(next));
+    for (int i = 0; i < 2; i++) check_whole_batches(sd[i], next);
+    assert_int_equal(next[0] + next[1] + next[2] + next[3], n);
+    producer_broker_stop(b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_members_split_the_work),
+        cmocka_unit_test(test_revoke_drains_pending_batches),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

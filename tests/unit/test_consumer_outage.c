@@ -141,10 +141,75 @@ static void test_failed_delivery_rolls_back(void **st) {
     producer_broker_stop(w->broker);
 }
 
+/* Each user's history must be exactly one clean pass over the events of
+ * produce(w, 0, n): user k holds events k, k + 8, k + 16, ... in order. */
+static int history_cb(int32_t partition, const char *user_id, size_t len, const state_user *u,
+                      state_dec_result dec, void *opaque) {
+    int n = *(int *)opaque, k = atoi(user_id + 4);
+    assert_int_equal(dec, STATE_DEC_OK);
+    assert_int_equal(u->n_events, n / 8);
+    for (uint32_t j = 0; j < u->n_events; j++) {
+        int i = k + 8 * (int)j;
+        char item[16];
+        snprintf(item, sizeof(item), "i%d", i % 30);
+        assert_int_equal(u->events[j].ts_ms, 1700000000000LL + i);
+        assert_int_equal(u->events[j].item_len, strlen(item));
+        assert_memory_equal(state_user_item(u, &u->events[j]), item, strlen(item));
+    }
+    return 0;
+}
+
+static void check_histories(const world *w, int n) {
+    state_options o;
+    state_options_default(&o);
+    o.read_only = 1;
+    state_store *s = NULL;
+    char err[512];
+    assert_int_equal(state_open(w->state_dir, &o, &s, err, sizeof(err)), 0);
+    assert_int_equal(state_foreach_user(s, -1, history_cb, &n, err, sizeof(err)), 0);
+    state_close(s);
+}
+
+/* A record of an in-flight batch finally fails while later batches are
+ * pending (small batches, slow acknowledgements): that batch and every later
+ * one are discarded and re-read, earlier ones are kept, and the store ends
+ * up holding every event exactly once, each user's history in order, and
+ * offsets at the end of the topic. */
+static void test_failure_with_batches_in_flight(void **st) {
+    enum { N = 320 };
+    world *w = new_world("consumer-inflight");
+    produce(w, 0, N);
+    assert_int_equal(producer_broker_set_rtt(w->broker, 1, 40), 0);
+    fx_proc p;
+    proc_config(&p, w);
+    p.cfg.batch_size = 8;
+    p.cfg.max_inflight_batches = 8;
+    fx_proc_start(&p);
+    assert_int_equal(fx_proc_wait(&p, 24, 0, 30000), 0);
+    run_stats before = fx_proc_live(&p);
+    rd_kafka_resp_err_t errs[] = {RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE};
+    producer_broker_push_errors(w->broker, 0 /* Produce */, 1, errs);
+    assert_int_equal(fx_proc_wait(&p, N, 0, 60000), 0);
+    fx_sleep_ms(300);
+    assert_int_equal(fx_proc_stop(&p), 0);
+    assert_true(before.applied < N); /* the failure came mid-stream */
+    assert_true(p.stats.delivery_failures >= 1);
+    assert_true(p.stats.batch_retries >= 2); /* the failed batch and later ones */
+    assert_int_equal(p.stats.applied, N);
+    uint64_t events;
+    int64_t offsets;
+    stored(w, &events, &offsets);
+    assert_int_equal(events, N);
+    assert_int_equal(offsets, N);
+    check_histories(w, N);
+    producer_broker_stop(w->broker);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_broker_down_and_back),
         cmocka_unit_test(test_failed_delivery_rolls_back),
+        cmocka_unit_test(test_failure_with_batches_in_flight),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
