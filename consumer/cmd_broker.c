@@ -2,7 +2,6 @@
  * cluster) for local development and tests. It prints its bootstrap address
  * as the first line of stdout, so scripts can read it with `head -1`, and runs
  * until SIGINT or SIGTERM. */
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -14,23 +13,6 @@
 #define DEFAULT_TOPICS "events,recommendations,events.dlq"
 #define MAX_TOPICS     64
 
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig) {
-    (void)sig;
-    stop_requested = 1;
-}
-
-static void install_signals(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    /* A reader that closes our stdout (`| head -1`) must not kill us. */
-    signal(SIGPIPE, SIG_IGN);
-}
 
 /* Splits "a,b,c" in place into names; returns the count or -1. */
 static int split_topics(char *list, const char **names, int max) {
@@ -45,7 +27,7 @@ static int split_topics(char *list, const char **names, int max) {
 
 static void wait_for_signal(void) {
     struct timespec ts = {0, 100 * 1000 * 1000};
-    while (!stop_requested) nanosleep(&ts, NULL);
+    while (!util_stop_requested) nanosleep(&ts, NULL);
 }
 
 int cmd_broker(int argc, char **argv) {
@@ -91,7 +73,7 @@ int cmd_broker(int argc, char **argv) {
         return util_cli_error(&cli, "--topics: expected up to %d comma-separated names",
                               MAX_TOPICS);
     }
-    install_signals();
+    util_stop_on_signals();
     char err[512];
     producer_broker *b = producer_broker_start_cluster((int)brokers, (int)partitions, names,
                                                        (size_t)n, err, sizeof(err));

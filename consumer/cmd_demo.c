@@ -69,12 +69,6 @@ typedef struct demo_seen {
     int64_t t0_mono;
 } demo_seen;
 
-static volatile sig_atomic_t demo_interrupted;
-
-static void demo_on_signal(int sig) {
-    (void)sig;
-    demo_interrupted = 1;
-}
 
 /* ==== Model ==== */
 
@@ -283,7 +277,7 @@ static int demo_live_phase(const demo_cli *d, demo_proc *p, demo_live *l, demo_s
     int64_t end = t0 + (o->duration_ms + DEMO_JOIN_WAIT_S * 1000) * 1000000, joined = 0;
     int64_t progress = t0 + 10 * (int64_t)1000000000;
     int malformed_sent = 0;
-    while (!demo_interrupted && !p->done) {
+    while (!util_stop_requested && !p->done) {
         int64_t now = util_mono_ns();
         if (!joined && p->first_batch_ms) joined = now, end = now + o->duration_ms * 1000000;
         if (now >= end) break;
@@ -315,7 +309,7 @@ static void demo_drain(demo_proc *p, demo_live *l, demo_seen *seen, rd_kafka_t *
     producer_out_flush(l->out, 10000);
     uint64_t want = l->produced + l->malformed;
     int64_t limit = util_mono_ns() + 20 * (int64_t)1000000000;
-    while (!p->done && p->processed < want && util_mono_ns() < limit && !demo_interrupted)
+    while (!p->done && p->processed < want && util_mono_ns() < limit && !util_stop_requested)
         demo_poll_output(seen, rk, 50, p->first_batch_ms);
     int64_t idle_until = util_mono_ns() + 1500 * (int64_t)1000000;
     limit = util_mono_ns() + 10 * (int64_t)1000000000;
@@ -487,10 +481,7 @@ static int demo_main(demo_cli *d) {
     snprintf(o->suffix, sizeof(o->suffix), "%ld-%lld", (long)getpid(), (long long)util_now_ms());
     char tmp[1024] = "", err[1024] = "";
     if (demo_work_dir(o, tmp, sizeof(tmp))) return 1;
-    struct sigaction sa = {0};
-    sa.sa_handler = demo_on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    util_stop_on_signals();
     printf("recstream demo: synthetic events -> ALS model -> live processor -> recommendations\n");
     producer_broker *broker = NULL;
     if (!d->rc.cfg.brokers) {

@@ -2,29 +2,12 @@
  * processor flags (run_config.c), starts the embedded broker when no
  * --brokers is given, turns SIGINT/SIGTERM into a clean stop, and maps the
  * outcome to exit codes: 0 clean stop, 1 run-time failure, 2 bad flags. */
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "commands.h"
 #include "run.h"
 
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig) {
-    (void)sig;
-    stop_requested = 1;
-}
-
-static void install_signals(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-}
 
 static const char about[] =
     "Consumes user events, keeps each user's recent history in RocksDB, recomputes their\n"
@@ -59,10 +42,10 @@ static int run_parsed(run_cli *rc) {
         if (!(broker = start_broker(&rc->cfg))) return 1;
         rc->cfg.brokers = producer_broker_bootstraps(broker);
     }
-    install_signals();
+    util_stop_on_signals();
     char err[1024] = "";
     run_stats st;
-    int r = run_processor(&rc->cfg, &stop_requested, &st, err, sizeof(err));
+    int r = run_processor(&rc->cfg, &util_stop_requested, &st, err, sizeof(err));
     if (r) log_error("run: %s", err);
     producer_broker_stop(broker);
     return r ? 1 : 0;

@@ -2,7 +2,6 @@
  * JSON-lines files or from the synthetic generator, at an optional rate, with
  * a progress line and every delivery report checked. Exit 1 when any event
  * was not delivered (as kcat does), 2 on a bad flag. */
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -11,21 +10,6 @@
 #include "producer.h"
 #include "util.h"
 
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig) {
-    (void)sig;
-    stop_requested = 1;
-}
-
-static void install_signals(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-}
 
 /* ==== Settings ==== */
 
@@ -205,7 +189,7 @@ static void bucket_take(bucket *b, producer_out *out) {
         b->tokens += (double)(now - b->last_ns) * b->rate / 1e9;
         if (b->tokens > b->burst) b->tokens = b->burst;
         b->last_ns = now;
-        if (b->tokens >= 1 || stop_requested) break;
+        if (b->tokens >= 1 || util_stop_requested) break;
         int wait_ms = (int)((1 - b->tokens) * 1000 / b->rate) + 1;
         producer_out_poll(out, wait_ms < 100 ? wait_ms : 100);
     }
@@ -261,7 +245,7 @@ static int produce_all(run *r, source *src) {
     char err[512];
     int rc;
     bucket_init(&b, r->cfg->rate);
-    while (!stop_requested && (rc = source_next(src, &ev, err, sizeof(err))) == 1) {
+    while (!util_stop_requested && (rc = source_next(src, &ev, err, sizeof(err))) == 1) {
         bucket_take(&b, r->out);
         send_event(r, &ev, &buf);
         int64_t now = util_mono_ns();
@@ -271,7 +255,7 @@ static int produce_all(run *r, source *src) {
         }
     }
     codec_buf_free(&buf);
-    if (stop_requested)
+    if (util_stop_requested)
         log_warn("interrupted: stopping early");
     else if (rc < 0)
         return log_error("%s", err), -1;
@@ -442,7 +426,7 @@ int producer_cmd_produce(int argc, char **argv) {
     else if (resolve(&cli, &c, n_pos, &plan))
         rc = 2;
     else {
-        install_signals();
+        util_stop_on_signals();
         rc = produce(&c, &plan, argv + 1, n_pos);
     }
     producer_kconf_free(c.kc);

@@ -226,3 +226,22 @@ int util_utf8_valid(const char *s, size_t len) {
     }
     return 1;
 }
+
+/* ==== Stopping on a signal ==== */
+
+volatile sig_atomic_t util_stop_requested;
+
+static void on_stop_signal(int sig) {
+    (void)sig;
+    util_stop_requested = 1;
+}
+
+void util_stop_on_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}

@@ -7,11 +7,19 @@
 #ifndef RECSTREAM_UTIL_H
 #define RECSTREAM_UTIL_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
 #define RECSTREAM_VERSION "0.1.0"
+
+/* ---- Stopping: SIGINT and SIGTERM set util_stop_requested once
+ * util_stop_on_signals() ran; long-running commands poll it and finish
+ * cleanly. SIGPIPE is ignored, so that a reader closing our stdout
+ * (`| head -1`) ends the output, not the process. */
+extern volatile sig_atomic_t util_stop_requested;
+void util_stop_on_signals(void);
 
 /* ---- Logging: one line per event, "2026-11-22T22:30:00.123Z INFO text". */
 typedef enum {
