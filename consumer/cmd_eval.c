@@ -69,48 +69,10 @@ static int parse_type_weights(const char *s, float *w) {
     return 0;
 }
 
-static int resolve_file(const util_cli *cli, const eval_cfg *c, eval_plan *p) {
-    p->file.columns = c->columns;
-    p->file.header = c->header;
-    p->file.format = c->input ? codec_file_format_guess(c->input) : CODEC_FILE_TSV;
-    if (!strcmp(c->ts_unit, "ms"))
-        p->file.ts_scale = 1;
-    else if (!strcmp(c->ts_unit, "s"))
-        p->file.ts_scale = 1000;
-    else
-        return util_cli_error(cli, "--ts-unit: expected ms or s, not '%s'", c->ts_unit), -1;
-    int t = codec_event_type_parse(c->default_type, strlen(c->default_type));
-    if (t < 0) return util_cli_error(cli, "--default-type: expected listen, view or like"), -1;
-    p->file.default_type = (codec_event_type)t;
-    if (!c->format) return 0;
-    if (!strcmp(c->format, "tsv"))
-        p->file.format = CODEC_FILE_TSV;
-    else if (!strcmp(c->format, "csv"))
-        p->file.format = CODEC_FILE_CSV;
-    else if (!strcmp(c->format, "jsonl") || !strcmp(c->format, "json"))
-        p->file.format = CODEC_FILE_JSONL;
-    else
-        return util_cli_error(cli, "--format: expected tsv, csv or jsonl, not '%s'", c->format), -1;
-    return 0;
-}
-
 static int resolve_als(const util_cli *cli, const eval_cfg *c, model_als_params *a) {
-    model_als_params_default(a);
-    a->factors = (uint32_t)c->factors;
-    a->iterations = (uint32_t)c->iterations;
-    a->regularization = (float)c->regularization;
-    a->alpha = (float)c->alpha;
-    a->log_confidence = c->log_confidence;
-    a->log_eps = (float)c->log_eps;
-    a->cg_steps = (uint32_t)c->cg_steps;
+    if (cmd_als_params(cli, &c->als, a)) return -1;
     a->threads = (int)c->threads;
-    if (c->seed != UNSET) a->seed = (uint64_t)c->seed;
-    if (!strcmp(c->solver, "cg"))
-        a->solver = MODEL_SOLVER_CG;
-    else if (!strcmp(c->solver, "cholesky"))
-        a->solver = MODEL_SOLVER_CHOLESKY;
-    else
-        return util_cli_error(cli, "--solver: expected cg or cholesky, not '%s'", c->solver), -1;
+    if (c->synth.seed != UNSET) a->seed = (uint64_t)c->synth.seed;
     if (c->type_weights && parse_type_weights(c->type_weights, a->type_weight))
         return util_cli_error(cli, "--type-weights: expected e.g. listen=1,view=0.5,like=3"), -1;
     return 0;
@@ -142,7 +104,7 @@ static int resolve(const util_cli *cli, const eval_cfg *c, int n_pos, eval_plan 
         if (l < 0) return util_cli_error(cli, "--log-level: unknown '%s'", c->log_level), -1;
         util_log_set_level((util_log_level)l);
     }
-    if (resolve_file(cli, c, p)) return -1;
+    if (producer_file_resolve(cli, &c->file, c->input, &p->file)) return -1;
     return resolve_als(cli, c, &p->als);
 }
 
@@ -155,16 +117,7 @@ static void warn_line(const char *msg, void *opaque) {
 
 static model_dataset *synth_log(const eval_cfg *c) {
     model_synth_params sp;
-    model_synth_params_default(&sp);
-    if (c->users != UNSET) sp.users = (uint32_t)c->users;
-    if (c->items != UNSET) sp.items = (uint32_t)c->items;
-    if (c->clusters != UNSET) sp.clusters = (uint32_t)c->clusters;
-    if (c->seed != UNSET) sp.seed = (uint64_t)c->seed;
-    if (c->zipf >= 0) sp.zipf_s = c->zipf;
-    if (c->in_cluster >= 0) sp.in_cluster = c->in_cluster;
-    if (c->drift >= 0) sp.drift = c->drift;
-    if (c->new_users >= 0) sp.new_user_share = c->new_users;
-    if (c->new_items >= 0) sp.new_item_share = c->new_items;
+    producer_synth_params(&c->synth, &sp);
     sp.expected_events = (uint64_t)c->synthetic;
     log_info("generating %lld synthetic events: %u users, %u items, %u clusters, seed %llu",
              (long long)c->synthetic, sp.users, sp.items, sp.clusters, (unsigned long long)sp.seed);
@@ -196,7 +149,7 @@ model_dataset *eval_load_log(const eval_cfg *c, const eval_plan *p, size_t *n_ba
     if (c->synthetic != UNSET) return synth_log(c);
     model_dataset *ds = model_dataset_new();
     char err[512];
-    if (model_dataset_read_file(ds, c->input, &p->file, c->strict, n_bad, warn_line, NULL, err,
+    if (model_dataset_read_file(ds, c->input, &p->file, c->file.strict, n_bad, warn_line, NULL, err,
                                 sizeof(err))) {
         log_error("%s", err);
         model_dataset_free(ds);
@@ -321,7 +274,7 @@ static json_t *report_json(const eval_cfg *c, const eval_plan *p, const model_da
         json_pack("{s:I, s:I, s:f, s:f, s:b, s:s, s:I, s:I, s:f}", "factors",
                   (json_int_t)a->factors, "iterations", (json_int_t)a->iterations, "regularization",
                   (double)a->regularization, "alpha", (double)a->alpha, "log_confidence",
-                  a->log_confidence, "solver", c->solver, "cg_steps", (json_int_t)a->cg_steps,
+                  a->log_confidence, "solver", c->als.solver, "cg_steps", (json_int_t)a->cg_steps,
                   "seed", (json_int_t)a->seed, "train_seconds", r->train_seconds);
     return json_pack("{s:o, s:o, s:o, s:{s:o, s:o}}", "data", data, "split", split, "als_params",
                      als, "results", "als", result_json(&r->als), "popularity",
@@ -431,31 +384,16 @@ static int replay_flags(const util_cli *cli, eval_cfg *c) {
 }
 
 int cmd_eval(int argc, char **argv) {
-    eval_cfg c = {.ts_unit = "ms",
-                  .default_type = "view",
+    eval_cfg c = {.file = PRODUCER_FILE_FLAGS_INIT,
+                  .synth = PRODUCER_SYNTH_FLAGS_INIT,
+                  .als = CMD_ALS_FLAGS_INIT,
                   .split = "leave-last-out",
                   .ks = "5,10,20",
-                  .solver = "cg",
                   .synthetic = UNSET,
-                  .users = UNSET,
-                  .items = UNSET,
-                  .clusters = UNSET,
-                  .seed = UNSET,
                   .holdout = 1,
                   .cut_time = UNSET,
-                  .factors = 64,
-                  .iterations = 15,
-                  .cg_steps = 3,
                   .threads = 0,
-                  .zipf = UNSET,
-                  .in_cluster = UNSET,
-                  .drift = UNSET,
-                  .new_users = UNSET,
-                  .new_items = UNSET,
                   .test_fraction = 0.2,
-                  .regularization = 0.01,
-                  .alpha = 40,
-                  .log_eps = 1,
                   .popular = "live",
                   .history = 50,
                   .neighbours = 50,
@@ -463,37 +401,13 @@ int cmd_eval(int argc, char **argv) {
                   .rerank_mix = 1.0,
                   .bandit_explore = 0.1};
     ab_init(&c.variants);
-    const util_opt opts[] = {
+    const util_opt head[] = {
         {"input", 'i', UTIL_OPT_STRING, &c.input, .arg = "FILE", .help = "event file ('-': stdin)"},
-        {"format", 'f', UTIL_OPT_STRING, &c.format, .arg = "FMT",
-         .help = "input tsv, csv or jsonl (default: from the file name)"},
-        {"columns", 0, UTIL_OPT_STRING, &c.columns, .arg = "LIST",
-         .help = "input columns from user,item,type,ts,weight,duration,- (default "
-                 "user,item,type,ts)"},
-        {"header", 0, UTIL_OPT_FLAG, &c.header, .help = "skip the first line"},
-        {"ts-unit", 0, UTIL_OPT_STRING, &c.ts_unit, .arg = "ms|s", .help = "unit of ts (ms)"},
-        {"default-type", 0, UTIL_OPT_STRING, &c.default_type, .arg = "TYPE",
-         .help = "type when there is no type column (view)"},
-        {"strict", 0, UTIL_OPT_FLAG, &c.strict, .help = "fail at the first bad input line"},
         {"synthetic", 'n', UTIL_OPT_INT, &c.synthetic, 1, UINT32_MAX - 1, .arg = "N",
          .help = "evaluate on N synthetic events instead of a file"},
-        {"users", 0, UTIL_OPT_INT, &c.users, 1, UINT32_MAX - 1, .arg = "N",
-         .help = "synthetic users (10000)"},
-        {"items", 0, UTIL_OPT_INT, &c.items, 1, UINT32_MAX - 1, .arg = "N",
-         .help = "synthetic items (2000)"},
-        {"clusters", 0, UTIL_OPT_INT, &c.clusters, 1, 1000000, .arg = "N",
-         .help = "synthetic taste clusters (20)"},
-        {"zipf", 0, UTIL_OPT_DOUBLE, &c.zipf, .dmin = 0, .dmax = 10, .arg = "S",
-         .help = "synthetic Zipf exponent of item popularity (1.0)"},
-        {"in-cluster", 0, UTIL_OPT_DOUBLE, &c.in_cluster, .dmin = 0, .dmax = 1, .arg = "P",
-         .help = "synthetic share of a user's events from their cluster (0.8)"},
-        {"drift", 0, UTIL_OPT_DOUBLE, &c.drift, .dmin = 0, .dmax = 1, .arg = "P",
-         .help = "synthetic chance per session to change cluster (0.02)"},
-        {"new-users", 0, UTIL_OPT_DOUBLE, &c.new_users, .dmin = 0, .dmax = 0.9, .arg = "P",
-         .help = "synthetic share of users arriving during the log (0.1)"},
-        {"new-items", 0, UTIL_OPT_DOUBLE, &c.new_items, .dmin = 0, .dmax = 0.9, .arg = "P",
-         .help = "synthetic share of items released during the log (0.1)"},
-        {"seed", 0, UTIL_OPT_INT, &c.seed, 0, INT64_MAX, .arg = "N",
+    };
+    const util_opt mid[] = {
+        {"seed", 0, UTIL_OPT_INT, &c.synth.seed, 0, INT64_MAX, .arg = "N",
          .help = "seed of the generator and of ALS (42)"},
         {"split", 's', UTIL_OPT_STRING, &c.split, .arg = "KIND",
          .help = "leave-last-out (default) or time"},
@@ -504,20 +418,8 @@ int cmd_eval(int argc, char **argv) {
         {"cut-time", 0, UTIL_OPT_INT, &c.cut_time, INT64_MIN, INT64_MAX, .arg = "MS",
          .help = "time split: hold out events at or after this time (epoch ms)"},
         {"k", 'k', UTIL_OPT_STRING, &c.ks, .arg = "LIST", .help = "cut-offs (5,10,20)"},
-        {"factors", 0, UTIL_OPT_INT, &c.factors, 1, 1024, .arg = "N", .help = "ALS factors (64)"},
-        {"iterations", 0, UTIL_OPT_INT, &c.iterations, 1, 1000, .arg = "N",
-         .help = "ALS iterations (15)"},
-        {"regularization", 0, UTIL_OPT_DOUBLE, &c.regularization, .dmin = 0, .dmax = 1e6,
-         .arg = "L", .help = "ALS lambda (0.01)"},
-        {"alpha", 0, UTIL_OPT_DOUBLE, &c.alpha, .dmin = 0, .dmax = 1e6, .arg = "A",
-         .help = "ALS confidence 1 + alpha * weight (40)"},
-        {"log-confidence", 0, UTIL_OPT_FLAG, &c.log_confidence,
-         .help = "confidence 1 + alpha * log(1 + weight / eps)"},
-        {"log-eps", 0, UTIL_OPT_DOUBLE, &c.log_eps, .dmin = 1e-9, .dmax = 1e9, .arg = "E",
-         .help = "eps of --log-confidence (1)"},
-        {"solver", 0, UTIL_OPT_STRING, &c.solver, .arg = "S", .help = "cg (default) or cholesky"},
-        {"cg-steps", 0, UTIL_OPT_INT, &c.cg_steps, 1, 100, .arg = "N",
-         .help = "conjugate-gradient steps per solve (3)"},
+    };
+    const util_opt tail[] = {
         {"type-weights", 0, UTIL_OPT_STRING, &c.type_weights, .arg = "LIST",
          .help = "event weights (listen=1,view=0.5,like=3)"},
         {"threads", 0, UTIL_OPT_INT, &c.threads, 0, 64, .arg = "N",
@@ -554,8 +456,16 @@ int cmd_eval(int argc, char **argv) {
         {"log-level", 0, UTIL_OPT_STRING, &c.log_level, .arg = "LEVEL",
          .help = "error, warn, info (default) or debug"},
     };
+    util_opt opts[sizeof(head) / sizeof(*head) + PRODUCER_FILE_OPTS + PRODUCER_SYNTH_OPTS +
+                  sizeof(mid) / sizeof(*mid) + CMD_ALS_OPTS + sizeof(tail) / sizeof(*tail)];
+    size_t n = util_opts_add(opts, 0, head, sizeof(head) / sizeof(*head));
+    n += producer_file_opts(&c.file, opts + n);
+    n += producer_synth_opts(&c.synth, opts + n);
+    n = util_opts_add(opts, n, mid, sizeof(mid) / sizeof(*mid));
+    n += cmd_als_opts(&c.als, opts + n);
+    n = util_opts_add(opts, n, tail, sizeof(tail) / sizeof(*tail));
     const util_cli cli = {
-        "recstream eval", "[OPTIONS]", about, opts, sizeof(opts) / sizeof(opts[0]), NULL, NULL};
+        "recstream eval", "[OPTIONS]", about, opts, n, NULL, NULL};
     int n_pos = 0, rc = util_cli_parse(&cli, argc, argv, &n_pos);
     eval_plan plan;
     if (rc)

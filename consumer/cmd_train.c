@@ -18,12 +18,11 @@
 /* ==== Settings ==== */
 
 typedef struct train_cfg {
-    const char *input, *format, *columns, *ts_unit, *default_type, *topic, *brokers, *solver;
-    const char *model_out, *offline_out, *log_level;
-    int header, strict, log_confidence;
-    int64_t factors, iterations, cg_steps, seed, threads, neighbours, popular, offline_n;
-    int64_t half_life_ms, idle_timeout_ms;
-    double regularization, alpha, log_eps, w_listen, w_view, w_like;
+    const char *input, *topic, *brokers, *model_out, *offline_out, *log_level;
+    producer_file_flags file;
+    cmd_als_flags als;
+    int64_t seed, threads, neighbours, popular, offline_n, half_life_ms, idle_timeout_ms;
+    double w_listen, w_view, w_like;
     producer_kconf *kc;
 } train_cfg;
 
@@ -45,32 +44,6 @@ static const char about[] =
     "  recstream train --input u.data --columns user,item,weight,ts --ts-unit s\n"
     "  recstream train --topic events --brokers localhost:9092 --model-out m.bin";
 
-static int resolve_file(const util_cli *cli, const train_cfg *c, codec_file_opts *f) {
-    memset(f, 0, sizeof(*f));
-    f->columns = c->columns;
-    f->header = c->header;
-    f->format = c->input ? codec_file_format_guess(c->input) : CODEC_FILE_TSV;
-    if (!strcmp(c->ts_unit, "ms"))
-        f->ts_scale = 1;
-    else if (!strcmp(c->ts_unit, "s"))
-        f->ts_scale = 1000;
-    else
-        return util_cli_error(cli, "--ts-unit: expected ms or s, not '%s'", c->ts_unit), -1;
-    int t = codec_event_type_parse(c->default_type, strlen(c->default_type));
-    if (t < 0) return util_cli_error(cli, "--default-type: expected listen, view or like"), -1;
-    f->default_type = (codec_event_type)t;
-    if (!c->format) return 0;
-    if (!strcmp(c->format, "tsv"))
-        f->format = CODEC_FILE_TSV;
-    else if (!strcmp(c->format, "csv"))
-        f->format = CODEC_FILE_CSV;
-    else if (!strcmp(c->format, "jsonl") || !strcmp(c->format, "json"))
-        f->format = CODEC_FILE_JSONL;
-    else
-        return util_cli_error(cli, "--format: expected tsv, csv or jsonl, not '%s'", c->format), -1;
-    return 0;
-}
-
 static int resolve(const util_cli *cli, const train_cfg *c, int n_pos, train_plan *p) {
     if (n_pos) return util_cli_error(cli, "unexpected argument; the input goes in --input"), -1;
     if (!c->input == !c->topic)
@@ -81,27 +54,14 @@ static int resolve(const util_cli *cli, const train_cfg *c, int n_pos, train_pla
             return util_cli_error(cli, "--log-level: expected error, warn, info or debug"), -1;
         util_log_set_level((util_log_level)lvl);
     }
-    if (resolve_file(cli, c, &p->file)) return -1;
+    if (producer_file_resolve(cli, &c->file, c->input, &p->file)) return -1;
     model_als_params *a = &p->als;
-    model_als_params_default(a);
-    a->factors = (uint32_t)c->factors;
-    a->iterations = (uint32_t)c->iterations;
-    a->regularization = (float)c->regularization;
-    a->alpha = (float)c->alpha;
-    a->log_confidence = c->log_confidence;
-    a->log_eps = (float)c->log_eps;
-    a->cg_steps = (uint32_t)c->cg_steps;
+    if (cmd_als_params(cli, &c->als, a)) return -1;
     a->seed = (uint64_t)c->seed;
     a->threads = (int)c->threads;
     a->type_weight[CODEC_EVENT_LISTEN] = (float)c->w_listen;
     a->type_weight[CODEC_EVENT_VIEW] = (float)c->w_view;
     a->type_weight[CODEC_EVENT_LIKE] = (float)c->w_like;
-    if (!strcmp(c->solver, "cg"))
-        a->solver = MODEL_SOLVER_CG;
-    else if (!strcmp(c->solver, "cholesky"))
-        a->solver = MODEL_SOLVER_CHOLESKY;
-    else
-        return util_cli_error(cli, "--solver: expected cg or cholesky, not '%s'", c->solver), -1;
     return 0;
 }
 
@@ -141,14 +101,14 @@ static int on_message(const rd_kafka_message_t *m, void *opaque) {
 static int read_input(const train_cfg *c, const train_plan *p, model_dataset *ds, size_t *bad) {
     char err[512];
     if (c->input) {
-        if (model_dataset_read_file(ds, c->input, &p->file, c->strict, bad, warn_line, NULL, err,
+        if (model_dataset_read_file(ds, c->input, &p->file, c->file.strict, bad, warn_line, NULL, err,
                                     sizeof(err)) != 0) {
             log_error("%s", err);
             return -1;
         }
         return 0;
     }
-    topic_sink s = {.ds = ds, .dec = codec_decoder_new(), .strict = c->strict};
+    topic_sink s = {.ds = ds, .dec = codec_decoder_new(), .strict = c->file.strict};
     int64_t n = topic_read_all(c->kc, c->brokers, c->topic, (int)c->idle_timeout_ms, on_message, &s,
                                err, sizeof(err));
     codec_decoder_free(s.dec);
@@ -157,7 +117,7 @@ static int read_input(const train_cfg *c, const train_plan *p, model_dataset *ds
         log_error("reading topic %s: %s", c->topic, err);
         return -1;
     }
-    if (c->strict && s.bad) {
+    if (c->file.strict && s.bad) {
         log_error("bad message (--strict): %s", s.first_error);
         return -1;
     }
@@ -222,38 +182,21 @@ out:
 }
 
 int cmd_train(int argc, char **argv) {
-    train_cfg c = {.ts_unit = "ms",
-                   .default_type = "view",
-                   .solver = "cg",
+    train_cfg c = {.file = PRODUCER_FILE_FLAGS_INIT,
+                   .als = CMD_ALS_FLAGS_INIT,
                    .model_out = "model.bin",
                    .offline_out = "offline.avro",
-                   .factors = 64,
-                   .iterations = 15,
-                   .cg_steps = 3,
                    .seed = 42,
                    .neighbours = 50,
                    .popular = 100,
                    .offline_n = 50,
                    .idle_timeout_ms = 10000,
-                   .regularization = 0.01,
-                   .alpha = 40,
-                   .log_eps = 1,
                    .w_listen = 1,
                    .w_view = 0.5,
                    .w_like = 3};
     c.kc = producer_kconf_new();
-    const util_opt opts[] = {
+    const util_opt head[] = {
         {"input", 'i', UTIL_OPT_STRING, &c.input, .arg = "FILE", .help = "event file ('-': stdin)"},
-        {"format", 'f', UTIL_OPT_STRING, &c.format, .arg = "FMT",
-         .help = "input tsv, csv or jsonl (default: from the file name)"},
-        {"columns", 0, UTIL_OPT_STRING, &c.columns, .arg = "LIST",
-         .help = "input columns from user,item,type,ts,weight,duration,- (default "
-                 "user,item,type,ts)"},
-        {"header", 0, UTIL_OPT_FLAG, &c.header, .help = "skip the first line"},
-        {"ts-unit", 0, UTIL_OPT_STRING, &c.ts_unit, .arg = "ms|s", .help = "unit of ts (ms)"},
-        {"default-type", 0, UTIL_OPT_STRING, &c.default_type, .arg = "TYPE",
-         .help = "type when there is no type column (view)"},
-        {"strict", 0, UTIL_OPT_FLAG, &c.strict, .help = "fail at the first bad line or message"},
         {"topic", 't', UTIL_OPT_STRING, &c.topic, .arg = "TOPIC",
          .help = "read events from this topic, beginning to end, instead of a file"},
         {"brokers", 'b', UTIL_OPT_STRING, &c.brokers, .arg = "ADDR",
@@ -262,20 +205,8 @@ int cmd_train(int argc, char **argv) {
          .help = "--topic: give up when no message comes for this long (10s)"},
         {"X", 'X', UTIL_OPT_FUNC, c.kc, .fn = producer_kconf_opt, .arg = "KEY=VALUE",
          .help = "librdkafka property for --topic (repeatable); -X list, -X dump"},
-        {"factors", 0, UTIL_OPT_INT, &c.factors, 1, 1024, .arg = "N", .help = "ALS factors (64)"},
-        {"iterations", 0, UTIL_OPT_INT, &c.iterations, 1, 1000, .arg = "N",
-         .help = "ALS iterations (15)"},
-        {"regularization", 0, UTIL_OPT_DOUBLE, &c.regularization, .dmin = 0, .dmax = 1e6,
-         .arg = "L", .help = "ALS lambda (0.01)"},
-        {"alpha", 0, UTIL_OPT_DOUBLE, &c.alpha, .dmin = 0, .dmax = 1e6, .arg = "A",
-         .help = "confidence 1 + alpha * weight (40)"},
-        {"log-confidence", 0, UTIL_OPT_FLAG, &c.log_confidence,
-         .help = "confidence 1 + alpha * log(1 + weight / eps)"},
-        {"log-eps", 0, UTIL_OPT_DOUBLE, &c.log_eps, .dmin = 1e-9, .dmax = 1e9, .arg = "E",
-         .help = "eps of --log-confidence (1)"},
-        {"solver", 0, UTIL_OPT_STRING, &c.solver, .arg = "S", .help = "cg (default) or cholesky"},
-        {"cg-steps", 0, UTIL_OPT_INT, &c.cg_steps, 1, 100, .arg = "N",
-         .help = "conjugate-gradient steps per solve (3)"},
+    };
+    const util_opt tail[] = {
         {"seed", 0, UTIL_OPT_INT, &c.seed, 0, INT64_MAX, .arg = "N",
          .help = "seed of the factor initialisation (42)"},
         {"threads", 0, UTIL_OPT_INT, &c.threads, 0, 64, .arg = "N",
@@ -305,8 +236,14 @@ int cmd_train(int argc, char **argv) {
         {"log-level", 0, UTIL_OPT_STRING, &c.log_level, .arg = "LEVEL",
          .help = "error, warn, info (default) or debug"},
     };
+    util_opt opts[sizeof(head) / sizeof(*head) + PRODUCER_FILE_OPTS + CMD_ALS_OPTS +
+                  sizeof(tail) / sizeof(*tail)];
+    size_t n = util_opts_add(opts, 0, head, sizeof(head) / sizeof(*head));
+    n += producer_file_opts(&c.file, opts + n);
+    n += cmd_als_opts(&c.als, opts + n);
+    n = util_opts_add(opts, n, tail, sizeof(tail) / sizeof(*tail));
     const util_cli cli = {
-        "recstream train",       "[OPTIONS]", about, opts, sizeof(opts) / sizeof(opts[0]),
+        "recstream train",       "[OPTIONS]", about, opts, n,
         producer_kconf_file_key, c.kc};
     int n_pos = 0, rc = util_cli_parse(&cli, argc, argv, &n_pos);
     train_plan plan;

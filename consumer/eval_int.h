@@ -7,21 +7,22 @@
 #include <stdint.h>
 
 #include "ab.h"
+#include "commands.h"
 #include "codec.h"
 #include "model.h"
+#include "producer.h"
 
 #define UNSET -1
 
 /* ==== Settings ==== */
 
 typedef struct eval_cfg {
-    const char *input, *format, *columns, *ts_unit, *default_type, *split, *ks, *solver;
-    const char *type_weights, *json, *log_level;
-    int header, strict, log_confidence;
-    int64_t synthetic, users, items, clusters, seed, holdout, cut_time;
-    int64_t factors, iterations, cg_steps, threads;
-    double zipf, in_cluster, drift, new_users, new_items;
-    double test_fraction, regularization, alpha, log_eps;
+    const char *input, *split, *ks, *type_weights, *json, *log_level;
+    producer_file_flags file;
+    producer_synth_flags synth; /* synth.seed also seeds ALS */
+    cmd_als_flags als;
+    int64_t synthetic, holdout, cut_time, threads;
+    double test_fraction;
     /* --replay */
     const char *replay, *popular, *search, *strategies;
     int64_t history, neighbours, half_life_ms, popular_half_life_ms;

@@ -14,19 +14,19 @@
 /* ==== Settings ==== */
 
 typedef struct produce_cfg {
-    const char *brokers, *topic, *format, *columns, *ts_unit, *default_type, *output_format;
-    const char *log_level, *schema_registry;
-    int header, strict;
-    int64_t synthetic, users, items, clusters, seed, schema_id, partitions;
+    const char *brokers, *topic, *output_format, *log_level, *schema_registry;
+    producer_file_flags file;
+    producer_synth_flags synth;
+    int64_t synthetic, schema_id, partitions;
     int64_t start_ms, mean_gap_ms, progress_ms, flush_ms;
-    double rate, zipf, in_cluster, drift;
+    double rate;
     producer_kconf *kc;
 } produce_cfg;
 
 /* Resolved from the strings after parsing. */
 typedef struct produce_plan {
     codec_file_opts file;
-    int file_format_given;
+    int file_format_given; /* else guessed per file from its name */
     codec_format out_format;
 } produce_plan;
 
@@ -55,36 +55,12 @@ static int set_log_level(const util_cli *cli, const char *s) {
 /* Checks that need more than one flag, and turns strings into enums. */
 static int resolve(const util_cli *cli, const produce_cfg *c, int n_pos, produce_plan *p) {
     memset(p, 0, sizeof(*p));
-    p->file.columns = c->columns;
-    p->file.header = c->header;
     if (c->synthetic == UNSET && !n_pos)
         return util_cli_error(cli, "give event files or --synthetic N (see --help)"), -1;
     if (c->synthetic != UNSET && n_pos)
         return util_cli_error(cli, "give either event files or --synthetic, not both"), -1;
-    if (!strcmp(c->ts_unit, "ms"))
-        p->file.ts_scale = 1;
-    else if (!strcmp(c->ts_unit, "s"))
-        p->file.ts_scale = 1000;
-    else
-        return util_cli_error(cli, "--ts-unit: expected ms or s, not '%s'", c->ts_unit), -1;
-    int t = codec_event_type_parse(c->default_type, strlen(c->default_type));
-    if (t < 0)
-        return util_cli_error(cli, "--default-type: expected listen, view or like, not '%s'",
-                              c->default_type),
-               -1;
-    p->file.default_type = (codec_event_type)t;
-    if (c->format) {
-        p->file_format_given = 1;
-        if (!strcmp(c->format, "tsv"))
-            p->file.format = CODEC_FILE_TSV;
-        else if (!strcmp(c->format, "csv"))
-            p->file.format = CODEC_FILE_CSV;
-        else if (!strcmp(c->format, "jsonl") || !strcmp(c->format, "json"))
-            p->file.format = CODEC_FILE_JSONL;
-        else
-            return util_cli_error(cli, "--format: expected tsv, csv or jsonl, not '%s'", c->format),
-                   -1;
-    }
+    if (producer_file_resolve(cli, &c->file, NULL, &p->file)) return -1;
+    p->file_format_given = c->file.format != NULL;
     int f = codec_format_parse(c->output_format);
     if (f < 0)
         return util_cli_error(cli, "--output-format: expected json, avro or avro-framed, not '%s'",
@@ -114,16 +90,9 @@ typedef struct source {
 
 static model_synth *synth_new(const produce_cfg *c) {
     model_synth_params sp;
-    model_synth_params_default(&sp);
-    if (c->users != UNSET) sp.users = (uint32_t)c->users;
-    if (c->items != UNSET) sp.items = (uint32_t)c->items;
-    if (c->clusters != UNSET) sp.clusters = (uint32_t)c->clusters;
-    if (c->seed != UNSET) sp.seed = (uint64_t)c->seed;
+    producer_synth_params(&c->synth, &sp);
     if (c->start_ms != UNSET) sp.start_ms = c->start_ms;
     if (c->mean_gap_ms != UNSET) sp.mean_gap_ms = c->mean_gap_ms;
-    if (c->zipf >= 0) sp.zipf_s = c->zipf;
-    if (c->in_cluster >= 0) sp.in_cluster = c->in_cluster;
-    if (c->drift >= 0) sp.drift = c->drift;
     log_info("synthetic events: %u users, %u items, %u clusters, zipf %.2f, seed %llu", sp.users,
              sp.items, sp.clusters, sp.zipf_s, (unsigned long long)sp.seed);
     return model_synth_new(&sp);
@@ -321,7 +290,7 @@ static int produce(produce_cfg *c, const produce_plan *plan, char **paths, int n
         producer_broker_stop(broker);
         return 2;
     }
-    source src = {.paths = paths, .n_paths = n_paths, .plan = plan, .strict = c->strict};
+    source src = {.paths = paths, .n_paths = n_paths, .plan = plan, .strict = c->file.strict};
     if (c->synthetic != UNSET) {
         src.synth = synth_new(c);
         src.synth_left = c->synthetic;
@@ -338,56 +307,29 @@ static int produce(produce_cfg *c, const produce_plan *plan, char **paths, int n
 
 int producer_cmd_produce(int argc, char **argv) {
     produce_cfg c = {.topic = "events",
-                     .ts_unit = "ms",
-                     .default_type = "view",
                      .output_format = "json",
+                     .file = PRODUCER_FILE_FLAGS_INIT,
+                     .synth = PRODUCER_SYNTH_FLAGS_INIT,
                      .synthetic = UNSET,
-                     .users = UNSET,
-                     .items = UNSET,
-                     .clusters = UNSET,
-                     .seed = UNSET,
                      .schema_id = UNSET,
                      .start_ms = UNSET,
                      .mean_gap_ms = UNSET,
-                     .zipf = UNSET,
-                     .in_cluster = UNSET,
-                     .drift = UNSET,
                      .rate = 0,
                      .partitions = PRODUCER_BROKER_DEFAULT_PARTITIONS,
                      .progress_ms = 5000,
                      .flush_ms = 60000};
     c.kc = producer_kconf_new();
-    const util_opt opts[] = {
+    const util_opt head[] = {
         {"brokers", 'b', UTIL_OPT_STRING, &c.brokers, .arg = "HOST:PORT,...",
          .help = "Kafka bootstrap servers (default: start the embedded broker)"},
         {"topic", 't', UTIL_OPT_STRING, &c.topic, .arg = "TOPIC", .help = "default events"},
         {"X", 'X', UTIL_OPT_FUNC, c.kc, .fn = producer_kconf_opt, .arg = "KEY=VALUE",
          .help = "librdkafka property (repeatable); -X list, -X dump"},
-        {"format", 'f', UTIL_OPT_STRING, &c.format, .arg = "FMT",
-         .help = "input tsv, csv or jsonl (default: from the file name)"},
-        {"columns", 0, UTIL_OPT_STRING, &c.columns, .arg = "LIST",
-         .help = "input columns from user,item,type,ts,weight,duration,- (default "
-                 "user,item,type,ts)"},
-        {"header", 0, UTIL_OPT_FLAG, &c.header, .help = "skip the first line of each file"},
-        {"ts-unit", 0, UTIL_OPT_STRING, &c.ts_unit, .arg = "ms|s", .help = "unit of ts (ms)"},
-        {"default-type", 0, UTIL_OPT_STRING, &c.default_type, .arg = "TYPE",
-         .help = "type when there is no type column (view)"},
-        {"strict", 0, UTIL_OPT_FLAG, &c.strict, .help = "stop at the first bad input line"},
         {"synthetic", 'n', UTIL_OPT_INT, &c.synthetic, 0, INT64_MAX, .arg = "N",
          .help = "generate N synthetic events instead of reading files"},
-        {"users", 0, UTIL_OPT_INT, &c.users, 1, UINT32_MAX - 1, .arg = "N",
-         .help = "synthetic users (10000)"},
-        {"items", 0, UTIL_OPT_INT, &c.items, 1, UINT32_MAX - 1, .arg = "N",
-         .help = "synthetic items (2000)"},
-        {"clusters", 0, UTIL_OPT_INT, &c.clusters, 1, 1000000, .arg = "N",
-         .help = "synthetic taste clusters (20)"},
-        {"zipf", 0, UTIL_OPT_DOUBLE, &c.zipf, .dmin = 0, .dmax = 10, .arg = "S",
-         .help = "Zipf exponent of item popularity (1.0)"},
-        {"in-cluster", 0, UTIL_OPT_DOUBLE, &c.in_cluster, .dmin = 0, .dmax = 1, .arg = "P",
-         .help = "share of a user's events from their cluster (0.8)"},
-        {"drift", 0, UTIL_OPT_DOUBLE, &c.drift, .dmin = 0, .dmax = 1, .arg = "P",
-         .help = "chance per session to move to another cluster"},
-        {"seed", 0, UTIL_OPT_INT, &c.seed, 0, INT64_MAX, .arg = "N", .help = "generator seed"},
+    };
+    const util_opt tail[] = {
+        {"seed", 0, UTIL_OPT_INT, &c.synth.seed, 0, INT64_MAX, .arg = "N", .help = "generator seed"},
         {"start-ms", 0, UTIL_OPT_INT, &c.start_ms, 0, INT64_MAX, .arg = "MS",
          .help = "event time of the first synthetic event"},
         {"mean-gap-ms", 0, UTIL_OPT_INT, &c.mean_gap_ms, 0, INT64_MAX, .arg = "MS",
@@ -410,11 +352,17 @@ int producer_cmd_produce(int argc, char **argv) {
         {"log-level", 0, UTIL_OPT_STRING, &c.log_level, .arg = "LEVEL",
          .help = "error, warn, info (default) or debug"},
     };
+    util_opt opts[sizeof(head) / sizeof(*head) + PRODUCER_FILE_OPTS + PRODUCER_SYNTH_OPTS +
+                  sizeof(tail) / sizeof(*tail)];
+    size_t n = util_opts_add(opts, 0, head, sizeof(head) / sizeof(*head));
+    n += producer_file_opts(&c.file, opts + n);
+    n += producer_synth_opts(&c.synth, opts + n);
+    n = util_opts_add(opts, n, tail, sizeof(tail) / sizeof(*tail));
     const util_cli cli = {"recstream produce",
                           "[OPTIONS] [FILE...]",
                           about,
                           opts,
-                          sizeof(opts) / sizeof(opts[0]),
+                          n,
                           producer_kconf_file_key,
                           c.kc};
     int n_pos = 0, rc = util_cli_parse(&cli, argc, argv, &n_pos);

@@ -14,6 +14,8 @@
  * - producer_registry: a Confluent Schema Registry client (libcurl +
  *   jansson): subject ids for framing outputs, writer schemas by id for
  *   decoding framed inputs.
+ * - producer_file_* / producer_synth_*: the flags of the commands that read
+ *   event files or generate events (produce, train, eval), shared.
  * - producer_cmd_produce: the `recstream produce` command.
  *
  * Errors: functions return -1 (or NULL) and write one line to errstr. */
@@ -25,6 +27,10 @@
 #include <stdio.h>
 
 #include <librdkafka/rdkafka.h>
+
+#include "codec.h"
+#include "model.h"
+#include "util.h"
 
 /* The partitioner of every recstream producer: Java clients' murmur2, so a
  * user lands on the same partition whoever produced the event. */
@@ -188,6 +194,41 @@ int producer_registry_schema_by_id(producer_registry *r, int32_t id, char **json
  * producer_registry), for codec_decoder_set_fetcher. */
 int producer_registry_fetch_cb(int32_t schema_id, void *opaque, char **json_out, char *errstr,
                                size_t errstr_size);
+
+/* ==== Flags shared by produce, train and eval (cli_events.c) ==== */
+
+/* Event files: --format --columns --header --ts-unit --default-type
+ * --strict. Start from PRODUCER_FILE_FLAGS_INIT. */
+typedef struct producer_file_flags {
+    const char *format, *columns, *ts_unit, *default_type;
+    int header, strict;
+} producer_file_flags;
+#define PRODUCER_FILE_FLAGS_INIT {.ts_unit = "ms", .default_type = "view"}
+#define PRODUCER_FILE_OPTS       6
+
+/* Writes the rows for f into out (room for PRODUCER_FILE_OPTS); returns
+ * how many. */
+size_t producer_file_opts(producer_file_flags *f, util_opt *out);
+/* Checks the values after parsing and fills o. The format is --format's,
+ * else guessed from path's name (TSV when path is NULL). Returns 0, or -1
+ * after one util_cli_error line naming the flag. */
+int producer_file_resolve(const util_cli *cli, const producer_file_flags *f, const char *path,
+                          codec_file_opts *o);
+
+/* The synthetic generator: --users --items --clusters --zipf --in-cluster
+ * --drift --new-users --new-items (seed: the command's own --seed row,
+ * which may seed more than the generator). Negative: the generator's
+ * default. Start from PRODUCER_SYNTH_FLAGS_INIT. */
+typedef struct producer_synth_flags {
+    int64_t users, items, clusters, seed;
+    double zipf, in_cluster, drift, new_users, new_items;
+} producer_synth_flags;
+#define PRODUCER_SYNTH_FLAGS_INIT {-1, -1, -1, -1, -1, -1, -1, -1, -1}
+#define PRODUCER_SYNTH_OPTS       8
+
+size_t producer_synth_opts(producer_synth_flags *s, util_opt *out);
+/* The generator's defaults with the given flags applied. */
+void producer_synth_params(const producer_synth_flags *s, model_synth_params *sp);
 
 /* ==== Commands ==== */
 

@@ -213,3 +213,8 @@ void util_cli_help(const util_cli *cli, FILE *out) {
             "read key=value settings (keys are the long option names)");
     fprintf(out, "  %-30s %s\n", "-h, --help", "show this help");
 }
+
+size_t util_opts_add(util_opt *table, size_t n, const util_opt *rows, size_t k) {
+    memcpy(table + n, rows, k * sizeof(*rows));
+    return n + k;
+}

@@ -127,6 +127,9 @@ typedef struct util_cli {
  * (exit 0), -1 after printing one error line (exit 2). -c FILE and --help
  * are always understood. */
 int util_cli_parse(const util_cli *cli, int argc, char **argv, int *n_pos);
+/* Appends k rows to a table being built (room is the caller's); returns the
+ * new count. For commands that splice shared rows into their own. */
+size_t util_opts_add(util_opt *table, size_t n, const util_opt *rows, size_t k);
 void util_cli_help(const util_cli *cli, FILE *out);
 /* Frees strings the parser copied (values read from -c files). */
 void util_cli_free(void);
