@@ -2,8 +2,10 @@
  * run_batch.c, repeat until asked to stop; then leave cleanly.
  *
  * Threads: everything here runs on the caller's thread (consumer polls,
- * rebalance callbacks, delivery reports, RocksDB writes). librdkafka's own
- * threads do the network I/O; reload.c's thread loads new model files. */
+ * rebalance callbacks, delivery reports, RocksDB writes), except that the
+ * users' lists of a batch are scored on it and on one helper thread
+ * (run_par.c). librdkafka's own threads do the network I/O; reload.c's
+ * thread loads new model files. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,7 +161,8 @@ static int open_all(run_ctx *c, const producer_kconf *kc, char *errstr, size_t e
     if (!c->rl) return -1;
     c->dec = codec_decoder_new();
     if (open_registry(c, kc, errstr, errsz)) return -1;
-    run_recs_init(&c->recs);
+    for (int w = 0; w < RUN_PAR_WORKERS; w++) run_recs_init(&c->recs[w]);
+    c->par = run_par_start();
     size_t n = (size_t)cfg->batch_size;
     c->msgs = util_calloc(n, sizeof(*c->msgs));
     c->events = util_calloc(n, sizeof(*c->events));
@@ -193,7 +196,8 @@ static void close_all(run_ctx *c) {
     if (c->store) state_close(c->store);
     if (c->dec) codec_decoder_free(c->dec);
     producer_registry_free(c->registry);
-    run_recs_free(&c->recs);
+    run_par_stop(c->par);
+    for (int w = 0; w < RUN_PAR_WORKERS; w++) run_recs_free(&c->recs[w]);
     free(c->msgs);
     free(c->events);
     free(c->parts);

@@ -115,7 +115,7 @@ static size_t group_users(run_ctx *c, run_event **sorted, batch_user *users) {
  * saw (the one last published), before the event changes the state. */
 static void evaluate(run_ctx *c, size_t variant, const state_user *u, const codec_event *e) {
     const codec_rec_item *prev;
-    size_t n = run_recs_published(&c->recs, u, &prev);
+    size_t n = run_recs_published(&c->recs[0], u, &prev);
     ab_record_event(c->m, variant, e->user_id, e->user_len, prev, n, e->item_id);
 }
 
@@ -126,46 +126,89 @@ static void observe_latency(run_ctx *c, const batch_user *bu) {
             metrics_observe_latency(c->m, (now - (double)bu->ev[j]->msg_ts_ms) / 1000.0);
 }
 
-/* Applies one user's events to their record and publishes their new list. */
-static void apply_user(run_ctx *c, const reload_view *v, const batch_user *bu, state_user *u,
-                       run_pend *p) {
-    run_counts *bc = &p->counts;
-    const codec_event *last = NULL;
-    int64_t t_state = util_mono_ns();
+/* Appends one user's events to their record (each first evaluated against
+ * the list the user saw). Returns the user's A/B variant. */
+static size_t apply_events(run_ctx *c, const batch_user *bu, state_user *u, run_pend *p) {
     size_t variant = ab_assign(c->ab, bu->ev[0]->ev.user_id, bu->ev[0]->ev.user_len);
-    const ab_variant *av = &c->ab->variants[variant];
     for (size_t j = 0; j < bu->n; j++) {
         const codec_event *e = &bu->ev[j]->ev;
         evaluate(c, variant, u, e);
         state_user_push_event(u, e->item_id, e->item_len, (uint8_t)e->type, e->ts_ms,
                               e->has_weight ? e->weight : -1.0f, c->cfg->history, NULL);
         metrics_event_consumed(c->m, e->type);
-        bc->applied++;
-        bc->by_type[e->type]++;
-        last = e;
+        p->counts.applied++;
+        p->counts.by_type[e->type]++;
     }
+    return variant;
+}
+
+/* A user's new list: scored on either worker, produced by the loop. */
+typedef struct batch_out {
+    size_t variant;
+    char *data; /* the encoded list; NULL when encoding failed */
+    size_t len;
+} batch_out;
+
+typedef struct score_job {
+    run_ctx *c;
+    const reload_view *v;
+    const batch_user *users;
+    state_user **recs;
+    batch_out *out;
+} score_job;
+
+/* run_par_fn: touches only user i's record and output, worker's scratch. */
+static void score_user(void *ctx, size_t i, int worker) {
+    const score_job *j = ctx;
+    run_ctx *c = j->c;
+    run_recs *r = &c->recs[worker];
+    const codec_event *last = &j->users[i].ev[j->users[i].n - 1]->ev;
+    const ab_variant *av = &c->ab->variants[j->out[i].variant];
     char err[256];
-    int64_t t_score = util_mono_ns();
-    c->stats.ns_state += (uint64_t)(t_score - t_state);
-    if (run_recs_compute(&c->recs, c->cfg, &av->blend, av->name, v, last->user_id, u, last->ts_ms,
-                         err, sizeof(err))) {
+    if (run_recs_compute(r, c->cfg, &av->blend, av->name, j->v, last->user_id, j->recs[i],
+                         last->ts_ms, err, sizeof(err))) {
         log_error("run: user %s: encoding the recommendations: %s", last->user_id, err);
         return;
     }
-    int64_t t_send = util_mono_ns();
-    c->stats.ns_scoring += (uint64_t)(t_send - t_score);
+    j->out[i].data = util_malloc(r->buf.len ? r->buf.len : 1);
+    memcpy(j->out[i].data, r->buf.data, r->buf.len);
+    j->out[i].len = r->buf.len;
+}
+
+static void send_user(run_ctx *c, const batch_user *bu, const batch_out *o, run_pend *p) {
+    if (!o->data) return;
+    const codec_event *last = &bu->ev[bu->n - 1]->ev;
+    char err[256];
     p->outstanding++;
-    int sent = producer_out_send(c->out, c->cfg->output_topic, last->user_id, last->user_len,
-                                 c->recs.buf.data, c->recs.buf.len, NULL, 0,
-                                 run_pipe_opaque(p, 0, variant), err, sizeof(err));
-    c->stats.ns_produce += (uint64_t)(util_mono_ns() - t_send);
-    if (sent) {
+    if (producer_out_send(c->out, c->cfg->output_topic, last->user_id, last->user_len, o->data,
+                          o->len, NULL, 0, run_pipe_opaque(p, 0, o->variant), err, sizeof(err))) {
         log_error("run: output topic %s: %s", c->cfg->output_topic, err);
         p->outstanding--;
         fail(p, err);
         return;
     }
     observe_latency(c, bu);
+}
+
+/* Applies the users' events, scores their lists (in parallel), publishes
+ * them in the batch's order. */
+static void apply_and_publish(run_ctx *c, run_pend *p, const reload_view *v,
+                              const batch_user *users, size_t n, state_user **recs) {
+    batch_out *out = util_calloc(n + 1, sizeof(*out));
+    int64_t t0 = util_mono_ns();
+    for (size_t i = 0; i < n; i++) out[i].variant = apply_events(c, &users[i], recs[i], p);
+    int64_t t1 = util_mono_ns();
+    score_job job = {c, v, users, recs, out};
+    run_par_for(c->par, n, score_user, &job);
+    int64_t t2 = util_mono_ns();
+    for (size_t i = 0; i < n; i++) {
+        send_user(c, &users[i], &out[i], p);
+        free(out[i].data);
+    }
+    c->stats.ns_state += (uint64_t)(t1 - t0);
+    c->stats.ns_scoring += (uint64_t)(t2 - t1);
+    c->stats.ns_produce += (uint64_t)(util_mono_ns() - t2);
+    free(out);
 }
 
 /* A copy of a pending batch's record, as the store would return it once
@@ -224,7 +267,7 @@ static int apply_all(run_ctx *c, run_pend *p, const reload_view *v, batch_user *
     int64_t t0 = util_mono_ns();
     int rc = read_users(c, users, n, recs, errstr, errsz);
     c->stats.ns_state += (uint64_t)(util_mono_ns() - t0);
-    for (size_t i = 0; rc == 0 && i < n; i++) apply_user(c, v, &users[i], recs[i], p);
+    if (rc == 0) apply_and_publish(c, p, v, users, n, recs);
     return rc;
 }
 

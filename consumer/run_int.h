@@ -90,6 +90,15 @@ typedef struct run_recs {
     codec_buf buf;
 } run_recs;
 
+/* run_par.c: a parallel for on the loop thread (worker 0) and one helper
+ * thread (worker 1); fn(ctx, i, worker) for i in [0, n), in any order. */
+#define RUN_PAR_WORKERS 2
+typedef struct run_par run_par;
+typedef void (*run_par_fn)(void *ctx, size_t i, int worker);
+run_par *run_par_start(void);
+void run_par_stop(run_par *p);
+void run_par_for(run_par *p, size_t n, run_par_fn fn, void *ctx);
+
 typedef struct run_ctx {
     const run_config *cfg;       /* &cfg_copy */
     run_config cfg_copy;         /* the caller's, with the registry's output schema id */
@@ -136,7 +145,8 @@ typedef struct run_ctx {
     char *copy_buf;           /* overlay copies */
     size_t copy_cap;
 
-    run_recs recs;
+    run_recs recs[RUN_PAR_WORKERS]; /* scoring scratch per worker; [0] the loop's */
+    run_par *par;
 } run_ctx;
 
 /* How long a stopping or revoked processor waits for pending batches'
