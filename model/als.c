@@ -48,7 +48,7 @@ void model_als_free(model_als *als) {
 
 /* ==== Row kernels, compiled twice: AVX2+FMA when the CPU has it ==== */
 
-#define ALS_CLONES __attribute__((target_clones("avx2", "default")))
+#define ALS_CLONES MI_CLONES
 #define ALS_INLINE static inline __attribute__((always_inline))
 
 /* Eight lanes by GCC vector extensions: AVX in the avx2 clone, two SSE

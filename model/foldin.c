@@ -12,7 +12,7 @@
 
 /* ==== Kernels, compiled twice: AVX2+FMA when the CPU has it (as als.c) ==== */
 
-#define FOLDIN_CLONES __attribute__((target_clones("avx2", "default")))
+#define FOLDIN_CLONES MI_CLONES
 #define FOLDIN_INLINE static inline __attribute__((always_inline))
 
 typedef float v8f __attribute__((vector_size(32), aligned(4), may_alias));

@@ -10,6 +10,15 @@
 
 #include "model.h"
 
+/* Hot kernels are compiled twice, AVX2+FMA and plain, and picked when the
+ * program loads (an ifunc). A ThreadSanitizer build keeps the plain one:
+ * TSan cannot run an ifunc resolver, which runs before its runtime. */
+#ifdef RECSTREAM_NO_CLONES
+#define MI_CLONES
+#else
+#define MI_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
+
 /* ---- Threads. Work is cut into tasks by the caller, never by the thread
  * count, so results do not depend on how many threads ran them. */
 typedef void (*mi_task_fn)(size_t task, int worker, void *ctx);
