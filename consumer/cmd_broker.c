@@ -13,7 +13,6 @@
 #define DEFAULT_TOPICS "events,recommendations,events.dlq"
 #define MAX_TOPICS     64
 
-
 /* Splits "a,b,c" in place into names; returns the count or -1. */
 static int split_topics(char *list, const char **names, int max) {
     int n = 0;

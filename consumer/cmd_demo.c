@@ -69,7 +69,6 @@ typedef struct demo_seen {
     int64_t t0_mono;
 } demo_seen;
 
-
 /* ==== Model ==== */
 
 static void demo_train_progress(uint32_t it, double loss, double secs, void *opaque) {

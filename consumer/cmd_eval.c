@@ -464,8 +464,7 @@ int cmd_eval(int argc, char **argv) {
     n = util_opts_add(opts, n, mid, sizeof(mid) / sizeof(*mid));
     n += cmd_als_opts(&c.als, opts + n);
     n = util_opts_add(opts, n, tail, sizeof(tail) / sizeof(*tail));
-    const util_cli cli = {
-        "recstream eval", "[OPTIONS]", about, opts, n, NULL, NULL};
+    const util_cli cli = {"recstream eval", "[OPTIONS]", about, opts, n, NULL, NULL};
     int n_pos = 0, rc = util_cli_parse(&cli, argc, argv, &n_pos);
     eval_plan plan;
     if (rc)

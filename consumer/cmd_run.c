@@ -8,7 +8,6 @@
 #include "commands.h"
 #include "run.h"
 
-
 static const char about[] =
     "Consumes user events, keeps each user's recent history in RocksDB, recomputes their\n"
     "online recommendations on every event, blends them with offline and popular lists, and\n"

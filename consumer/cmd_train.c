@@ -101,8 +101,8 @@ static int on_message(const rd_kafka_message_t *m, void *opaque) {
 static int read_input(const train_cfg *c, const train_plan *p, model_dataset *ds, size_t *bad) {
     char err[512];
     if (c->input) {
-        if (model_dataset_read_file(ds, c->input, &p->file, c->file.strict, bad, warn_line, NULL, err,
-                                    sizeof(err)) != 0) {
+        if (model_dataset_read_file(ds, c->input, &p->file, c->file.strict, bad, warn_line, NULL,
+                                    err, sizeof(err)) != 0) {
             log_error("%s", err);
             return -1;
         }
@@ -242,9 +242,8 @@ int cmd_train(int argc, char **argv) {
     n += producer_file_opts(&c.file, opts + n);
     n += cmd_als_opts(&c.als, opts + n);
     n = util_opts_add(opts, n, tail, sizeof(tail) / sizeof(*tail));
-    const util_cli cli = {
-        "recstream train",       "[OPTIONS]", about, opts, n,
-        producer_kconf_file_key, c.kc};
+    const util_cli cli = {"recstream train",       "[OPTIONS]", about, opts, n,
+                          producer_kconf_file_key, c.kc};
     int n_pos = 0, rc = util_cli_parse(&cli, argc, argv, &n_pos);
     train_plan plan;
     if (rc)

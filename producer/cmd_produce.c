@@ -10,7 +10,6 @@
 #include "producer.h"
 #include "util.h"
 
-
 /* ==== Settings ==== */
 
 typedef struct produce_cfg {
@@ -329,7 +328,8 @@ int producer_cmd_produce(int argc, char **argv) {
          .help = "generate N synthetic events instead of reading files"},
     };
     const util_opt tail[] = {
-        {"seed", 0, UTIL_OPT_INT, &c.synth.seed, 0, INT64_MAX, .arg = "N", .help = "generator seed"},
+        {"seed", 0, UTIL_OPT_INT, &c.synth.seed, 0, INT64_MAX, .arg = "N",
+         .help = "generator seed"},
         {"start-ms", 0, UTIL_OPT_INT, &c.start_ms, 0, INT64_MAX, .arg = "MS",
          .help = "event time of the first synthetic event"},
         {"mean-gap-ms", 0, UTIL_OPT_INT, &c.mean_gap_ms, 0, INT64_MAX, .arg = "MS",
@@ -358,13 +358,8 @@ int producer_cmd_produce(int argc, char **argv) {
     n += producer_file_opts(&c.file, opts + n);
     n += producer_synth_opts(&c.synth, opts + n);
     n = util_opts_add(opts, n, tail, sizeof(tail) / sizeof(*tail));
-    const util_cli cli = {"recstream produce",
-                          "[OPTIONS] [FILE...]",
-                          about,
-                          opts,
-                          n,
-                          producer_kconf_file_key,
-                          c.kc};
+    const util_cli cli = {
+        "recstream produce", "[OPTIONS] [FILE...]", about, opts, n, producer_kconf_file_key, c.kc};
     int n_pos = 0, rc = util_cli_parse(&cli, argc, argv, &n_pos);
     produce_plan plan;
     if (rc)

@@ -203,8 +203,9 @@ typedef struct producer_file_flags {
     const char *format, *columns, *ts_unit, *default_type;
     int header, strict;
 } producer_file_flags;
-#define PRODUCER_FILE_FLAGS_INIT {.ts_unit = "ms", .default_type = "view"}
-#define PRODUCER_FILE_OPTS       6
+#define PRODUCER_FILE_FLAGS_INIT                                                                   \
+    { .ts_unit = "ms", .default_type = "view" }
+#define PRODUCER_FILE_OPTS 6
 
 /* Writes the rows for f into out (room for PRODUCER_FILE_OPTS); returns
  * how many. */
@@ -223,8 +224,9 @@ typedef struct producer_synth_flags {
     int64_t users, items, clusters, seed;
     double zipf, in_cluster, drift, new_users, new_items;
 } producer_synth_flags;
-#define PRODUCER_SYNTH_FLAGS_INIT {-1, -1, -1, -1, -1, -1, -1, -1, -1}
-#define PRODUCER_SYNTH_OPTS       8
+#define PRODUCER_SYNTH_FLAGS_INIT                                                                  \
+    { -1, -1, -1, -1, -1, -1, -1, -1, -1 }
+#define PRODUCER_SYNTH_OPTS 8
 
 size_t producer_synth_opts(producer_synth_flags *s, util_opt *out);
 /* The generator's defaults with the given flags applied. */

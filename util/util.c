@@ -19,8 +19,12 @@
 static util_log_level log_level = UTIL_LOG_INFO;
 static const char *level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 
-void util_log_set_level(util_log_level level) { log_level = level; }
-util_log_level util_log_get_level(void) { return log_level; }
+void util_log_set_level(util_log_level level) {
+    log_level = level;
+}
+util_log_level util_log_get_level(void) {
+    return log_level;
+}
 
 int util_log_level_parse(const char *s) {
     for (int i = 0; i <= UTIL_LOG_DEBUG; i++)
@@ -37,8 +41,8 @@ void util_log(util_log_level level, const char *fmt, ...) {
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                     tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, level_names[level]);
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, level_names[level]);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
@@ -88,7 +92,9 @@ void *util_realloc(void *p, size_t n) {
     return q;
 }
 
-char *util_strdup(const char *s) { return util_strndup(s, strlen(s)); }
+char *util_strdup(const char *s) {
+    return util_strndup(s, strlen(s));
+}
 
 char *util_strndup(const char *s, size_t n) {
     char *d = util_malloc(n + 1);
@@ -136,12 +142,18 @@ int util_parse_duration_ms(const char *s, int64_t *out) {
     double v = strtod(s, &end);
     if (errno || end == s || v < 0 || isnan(v)) return -1;
     double mult;
-    if (!*end || !strcmp(end, "ms")) mult = 1;
-    else if (!strcmp(end, "s")) mult = 1e3;
-    else if (!strcmp(end, "m")) mult = 60e3;
-    else if (!strcmp(end, "h")) mult = 3600e3;
-    else if (!strcmp(end, "d")) mult = 86400e3;
-    else return -1;
+    if (!*end || !strcmp(end, "ms"))
+        mult = 1;
+    else if (!strcmp(end, "s"))
+        mult = 1e3;
+    else if (!strcmp(end, "m"))
+        mult = 60e3;
+    else if (!strcmp(end, "h"))
+        mult = 3600e3;
+    else if (!strcmp(end, "d"))
+        mult = 86400e3;
+    else
+        return -1;
     if (v * mult > 9.2e18) return -1;
     *out = (int64_t)(v * mult);
     return 0;
@@ -190,9 +202,9 @@ int util_kv_file_read(const char *path, util_kv_cb cb, void *opaque, char *errst
 }
 
 int util_is_secret_key(const char *key) {
-    static const char *words[] = {"password", "secret", "token", "key.pem",
-                                  "private", "credential", "sasl.jaas", "user.info",
-                                  "oauthbearer.config"};
+    static const char *words[] = {"password",  "secret",    "token",
+                                  "key.pem",   "private",   "credential",
+                                  "sasl.jaas", "user.info", "oauthbearer.config"};
     for (size_t i = 0; i < sizeof(words) / sizeof(*words); i++)
         if (strcasestr(key, words[i])) return 1;
     return 0;
@@ -212,10 +224,14 @@ int util_utf8_valid(const char *s, size_t len) {
         if (c < 0x80) continue;
         int extra;
         unsigned min;
-        if ((c & 0xE0) == 0xC0) extra = 1, min = 0x80, c &= 0x1F;
-        else if ((c & 0xF0) == 0xE0) extra = 2, min = 0x800, c &= 0x0F;
-        else if ((c & 0xF8) == 0xF0) extra = 3, min = 0x10000, c &= 0x07;
-        else return 0;
+        if ((c & 0xE0) == 0xC0)
+            extra = 1, min = 0x80, c &= 0x1F;
+        else if ((c & 0xF0) == 0xE0)
+            extra = 2, min = 0x800, c &= 0x0F;
+        else if ((c & 0xF8) == 0xF0)
+            extra = 3, min = 0x10000, c &= 0x07;
+        else
+            return 0;
         if (end - p < extra) return 0;
         for (int i = 0; i < extra; i++) {
             if ((p[i] & 0xC0) != 0x80) return 0;

@@ -33,17 +33,16 @@ void util_log_set_level(util_log_level level);
 util_log_level util_log_get_level(void);
 /* Parses "error", "warn", "info", "debug"; returns -1 when unknown. */
 int util_log_level_parse(const char *s);
-void util_log(util_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void util_log(util_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_error(...) util_log(UTIL_LOG_ERROR, __VA_ARGS__)
-#define log_warn(...) util_log(UTIL_LOG_WARN, __VA_ARGS__)
-#define log_info(...) util_log(UTIL_LOG_INFO, __VA_ARGS__)
+#define log_warn(...)  util_log(UTIL_LOG_WARN, __VA_ARGS__)
+#define log_info(...)  util_log(UTIL_LOG_INFO, __VA_ARGS__)
 #define log_debug(...) util_log(UTIL_LOG_DEBUG, __VA_ARGS__)
 
 /* ---- Clocks. */
-int64_t util_now_ms(void);   /* wall clock, milliseconds since the epoch */
-int64_t util_mono_ns(void);  /* monotonic, for measuring durations */
+int64_t util_now_ms(void);  /* wall clock, milliseconds since the epoch */
+int64_t util_mono_ns(void); /* monotonic, for measuring durations */
 
 /* ---- Memory: these never return NULL; on exhaustion they log and abort. */
 void *util_malloc(size_t n);
@@ -64,10 +63,10 @@ int util_parse_duration_ms(const char *s, int64_t *out);
 /* ---- Config files: key=value lines, '#' comments, blank lines ignored,
  * whitespace around key and value trimmed. The callback returns 0 to go on;
  * non-zero stops reading and is returned. Errors name the file and line. */
-typedef int (*util_kv_cb)(const char *key, const char *value, void *opaque,
-                          char *errstr, size_t errstr_size);
-int util_kv_file_read(const char *path, util_kv_cb cb, void *opaque,
-                      char *errstr, size_t errstr_size);
+typedef int (*util_kv_cb)(const char *key, const char *value, void *opaque, char *errstr,
+                          size_t errstr_size);
+int util_kv_file_read(const char *path, util_kv_cb cb, void *opaque, char *errstr,
+                      size_t errstr_size);
 
 /* Whether a configuration key names a secret (password, secret, token,
  * key material); such values are never logged, only "[redacted]". */
@@ -97,8 +96,8 @@ typedef enum {
 typedef int (*util_opt_fn)(const char *value, void *opaque, char *errstr, size_t errstr_size);
 
 typedef struct util_opt {
-    const char *name;  /* long name and config-file key */
-    char short_name;   /* 0 for none */
+    const char *name; /* long name and config-file key */
+    char short_name;  /* 0 for none */
     util_opt_type type;
     void *target;      /* see the types; for FUNC, the opaque pointer */
     int64_t min, max;  /* INT bounds */
@@ -135,7 +134,6 @@ void util_cli_help(const util_cli *cli, FILE *out);
 void util_cli_free(void);
 /* One error line in the parser's form, for checks made after parsing:
  * "recstream run: --half-life: must be positive". Returns 2. */
-int util_cli_error(const util_cli *cli, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+int util_cli_error(const util_cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif
