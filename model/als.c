@@ -49,34 +49,7 @@ void model_als_free(model_als *als) {
 /* ==== Row kernels, compiled twice: AVX2+FMA when the CPU has it ==== */
 
 #define ALS_CLONES MI_CLONES
-#define ALS_INLINE static inline __attribute__((always_inline))
-
-/* Eight lanes by GCC vector extensions: AVX in the avx2 clone, two SSE
- * halves in the default one, the same IEEE results either way. */
-typedef float v8f __attribute__((vector_size(32), aligned(4), may_alias));
-
-ALS_INLINE float dot8(const float *a, const float *b, uint32_t f) {
-    v8f acc0 = {0}, acc1 = {0};
-    uint32_t i = 0;
-    for (; i + 16 <= f; i += 16) {
-        acc0 += *(const v8f *)(a + i) * *(const v8f *)(b + i);
-        acc1 += *(const v8f *)(a + i + 8) * *(const v8f *)(b + i + 8);
-    }
-    if (i + 8 <= f) {
-        acc0 += *(const v8f *)(a + i) * *(const v8f *)(b + i);
-        i += 8;
-    }
-    v8f acc = acc0 + acc1;
-    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (; i < f; i++) s += a[i] * b[i];
-    return s;
-}
-
-ALS_INLINE void axpy8(float a, const float *x, float *y, uint32_t f) {
-    uint32_t i = 0;
-    for (; i + 8 <= f; i += 8) *(v8f *)(y + i) += a * *(const v8f *)(x + i);
-    for (; i < f; i++) y[i] += a * x[i];
-}
+#define ALS_INLINE MI_INLINE
 
 /* r += sum_j (c_j - (c_j - 1) y_j.x) y_j : the sparse part of b - A x.
  * col NULL: the n rows y_j lie back to back at y (gathered). */

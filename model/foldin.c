@@ -13,24 +13,7 @@
 /* ==== Kernels, compiled twice: AVX2+FMA when the CPU has it (as als.c) ==== */
 
 #define FOLDIN_CLONES MI_CLONES
-#define FOLDIN_INLINE static inline __attribute__((always_inline))
-
-typedef float v8f __attribute__((vector_size(32), aligned(4), may_alias));
-
-FOLDIN_INLINE float dot8(const float *a, const float *b, uint32_t f) {
-    v8f acc = {0};
-    uint32_t i = 0;
-    for (; i + 8 <= f; i += 8) acc += *(const v8f *)(a + i) * *(const v8f *)(b + i);
-    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (; i < f; i++) s += a[i] * b[i];
-    return s;
-}
-
-FOLDIN_INLINE void axpy8(float a, const float *x, float *y, uint32_t f) {
-    uint32_t i = 0;
-    for (; i + 8 <= f; i += 8) *(v8f *)(y + i) += a * *(const v8f *)(x + i);
-    for (; i < f; i++) y[i] += a * x[i];
-}
+#define FOLDIN_INLINE MI_INLINE
 
 /* a += s y y^T on the lower triangle (all the Cholesky reads), row by row
  * so the inner loop is contiguous. No BLAS here: its threads would spin on
