@@ -261,6 +261,8 @@ typedef struct bench_cli {
 
 static size_t bench_opts_table(bench_cli *b, util_opt *opts, size_t cap) {
     size_t n = run_cli_opts(&b->rc, opts, cap);
+    run_cli_reword(opts, n, "model",
+                   "model file from `recstream train` (default: train one on the stream)");
     bench_opts *o = &b->o;
     const util_opt mine[] = {
         {"events", 0, UTIL_OPT_INT, &o->events, 1, 100000000, 0, 0, NULL, "N",

@@ -538,9 +538,9 @@ static const char about[] =
 static size_t demo_opts_table(demo_cli *d, util_opt *opts, size_t cap) {
     size_t n = run_cli_opts(&d->rc, opts, cap);
     demo_opts *o = &d->o;
-    for (size_t i = 0; i < n; i++) /* shared with run, but refused below */
-        if (!strcmp(opts[i].name, "model") || !strcmp(opts[i].name, "offline"))
-            opts[i].help = "not for the demo, which trains its own (see `recstream run`)";
+    const char *own = "not for the demo, which trains its own (see `recstream run`)";
+    run_cli_reword(opts, n, "model", own); /* shared with run, but refused below */
+    run_cli_reword(opts, n, "offline", own);
     const util_opt mine[] = {
         {"duration", 0, UTIL_OPT_DURATION, &o->duration_ms, 0, 0, 0, 0, NULL, "TIME",
          "length of the live phase (default 30s)"},

@@ -131,6 +131,9 @@ void run_cli_init(run_cli *rc);
 /* Writes the processor's options into out (cap >= RUN_CLI_MAX_OPTS) and
  * returns how many; a command appends its own after them. */
 size_t run_cli_opts(run_cli *rc, util_opt *out, size_t cap);
+/* Rewords the help of option name among opts[0..n) (a command for which a
+ * shared flag means something else, like --model for demo and bench). */
+void run_cli_reword(util_opt *opts, size_t n, const char *name, const char *help);
 /* For util_cli: set .unknown_key = producer_kconf_file_key and
  * .unknown_opaque = rc->kconf, so -c keys naming no option go to librdkafka.
  *

@@ -61,6 +61,11 @@ void run_cli_free(run_cli *rc) {
 #define W(name, target, help)                                                                      \
     { name, 0, UTIL_OPT_DOUBLE, target, 0, 0, 0, 1e6, NULL, "W", help }
 
+void run_cli_reword(util_opt *opts, size_t n, const char *name, const char *help) {
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(opts[i].name, name)) opts[i].help = help;
+}
+
 size_t run_cli_opts(run_cli *rc, util_opt *out, size_t cap) {
     run_config *c = &rc->cfg;
     const util_opt opts[] = {
