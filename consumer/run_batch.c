@@ -111,14 +111,6 @@ static size_t group_users(run_ctx *c, run_event **sorted, batch_user *users) {
     return n;
 }
 
-/* Counts the A/B exposure and hit of an event against the list the user
- * saw (the one last published), before the event changes the state. */
-static void evaluate(run_ctx *c, size_t variant, const state_user *u, const codec_event *e) {
-    const codec_rec_item *prev;
-    size_t n = run_recs_published(&c->recs[0], u, &prev);
-    ab_record_event(c->m, variant, e->user_id, e->user_len, prev, n, e->item_id);
-}
-
 static void observe_latency(run_ctx *c, const batch_user *bu) {
     double now = (double)util_now_ms();
     for (size_t j = 0; j < bu->n; j++)
@@ -126,13 +118,17 @@ static void observe_latency(run_ctx *c, const batch_user *bu) {
             metrics_observe_latency(c->m, (now - (double)bu->ev[j]->msg_ts_ms) / 1000.0);
 }
 
-/* Appends one user's events to their record (each first evaluated against
- * the list the user saw). Returns the user's A/B variant. */
+/* Appends one user's events to their record, each first counted as an A/B
+ * exposure (and hit) of the list the user saw: the one last published,
+ * which stays the same for all of the batch's events of the user (the new
+ * list is published after them). Returns the user's A/B variant. */
 static size_t apply_events(run_ctx *c, const batch_user *bu, state_user *u, run_pend *p) {
     size_t variant = ab_assign(c->ab, bu->ev[0]->ev.user_id, bu->ev[0]->ev.user_len);
+    const codec_rec_item *seen;
+    size_t n_seen = run_recs_published(&c->recs[0], u, &seen);
     for (size_t j = 0; j < bu->n; j++) {
         const codec_event *e = &bu->ev[j]->ev;
-        evaluate(c, variant, u, e);
+        ab_record_event(c->m, variant, e->user_id, e->user_len, seen, n_seen, e->item_id);
         state_user_push_event(u, e->item_id, e->item_len, (uint8_t)e->type, e->ts_ms,
                               e->has_weight ? e->weight : -1.0f, c->cfg->history, NULL);
         metrics_event_consumed(c->m, e->type);
