@@ -103,13 +103,15 @@ static scored *find_scored(scored *pool, size_t n, const char *id, uint32_t h) {
  * the user vector's order alone. */
 static void rerank(const model_blend_params *p, scored *pool, size_t n) {
     double sum = 0, sq = 0;
+    size_t known = 0; /* the moments are over the items the model knows */
     float dot[BLEND_POOL_MAX];
     for (size_t i = 0; i < n; i++) {
         dot[i] = p->rerank(pool[i].item_id, p->rerank_opaque);
         if (dot[i] < -1e29f) continue; /* unknown to the model: scored below all */
-        sum += dot[i], sq += (double)dot[i] * dot[i];
+        sum += dot[i], sq += (double)dot[i] * dot[i], known++;
     }
-    double mean = n ? sum / (double)n : 0, var = n ? sq / (double)n - mean * mean : 0;
+    double mean = known ? sum / (double)known : 0;
+    double var = known ? sq / (double)known - mean * mean : 0;
     double sd = var > 1e-12 ? sqrt(var) : 1;
     for (size_t i = 0; i < n; i++) {
         double z = dot[i] < -1e29f ? -10.0 : (dot[i] - mean) / sd;

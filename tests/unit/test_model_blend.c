@@ -111,6 +111,34 @@ static void test_rerank(void **st) {
     assert_string_equal(picture(out, n), "y:F x:F s:P");
 }
 
+static float known_ab(const char *id, void *opaque) {
+    (void)opaque;
+    return !strcmp(id, "a") ? 1.0f : !strcmp(id, "b") ? 0.0f : -1e30f; /* others unknown */
+}
+
+/* Items the model does not know are ranked last and must not move the
+ * scale of the others: the z-scores are over the known items only. With
+ * mix 4.5, b (rank merge 1, z -1) beats a (rank merge 0.5, z +1); counting
+ * the 4 unknown items in the moments made a's z 2.24 and put it first. */
+static void test_rerank_unknown_items_keep_the_scale(void **st) {
+    (void)st;
+    static const char *on[] = {"b", "a"}, *pop[] = {"u1", "u2", "u3", "u4"};
+    static const float on_s[] = {2, 1}, pop_s[] = {4, 3, 2, 1};
+    model_candidates src[CODEC_SOURCES] = {{on, on_s, 2}, {NULL, NULL, 0}, {pop, pop_s, 0}};
+    model_blend_params p;
+    model_blend_params_default(&p);
+    p.strategy = MODEL_BLEND_RERANK;
+    p.n = 2;
+    p.rerank = known_ab;
+    p.rerank_mix = 4.5f;
+    codec_rec_item out[20];
+    size_t n = model_blend(&p, src, out);
+    assert_string_equal(picture(out, n), "b:O a:O");
+    src[CODEC_SOURCE_POPULAR].n = 4;
+    n = model_blend(&p, src, out);
+    assert_string_equal(picture(out, n), "b:O a:O");
+}
+
 static void test_parse(void **st) {
     (void)st;
     assert_int_equal(model_blend_strategy_parse("Interleave"), MODEL_BLEND_INTERLEAVE);
@@ -126,6 +154,7 @@ int main(void) {
         cmocka_unit_test(test_nobody_gets_nothing),
         cmocka_unit_test(test_weighted),
         cmocka_unit_test(test_rerank),
+        cmocka_unit_test(test_rerank_unknown_items_keep_the_scale),
         cmocka_unit_test(test_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
