@@ -102,6 +102,9 @@ static size_t online_list(run_recs *r, const run_config *cfg, const model *m, co
         if (idx == MODEL_NONE) continue; /* an item newer than the model */
         model_online_add(r->acc, m, &cfg->online, idx, (codec_event_type)e->type, e->weight,
                          e->ts_ms, +1);
+        /* the window's known items and their ALS confidence, for fold_in */
+        float w = e->weight >= 0 ? e->weight : cfg->online.type_weight[e->type];
+        r->conf[n_ex] = 1.0f + m->alpha * w;
         r->exclude[n_ex++] = idx;
     }
     r->n_known = n_ex;
@@ -152,24 +155,17 @@ static float rerank_score(const char *item_id, void *opaque) {
 }
 
 /* Solves the user's ALS vector from their window (confidence 1 + alpha * w,
- * as training weighs interactions), once per run_recs_sources. Returns 0,
- * or -1 when nothing in the window is known to the model or the system is
- * singular. */
-static int fold_in(run_recs *r, const run_config *cfg, const model *m, const state_user *u) {
+ * as training weighs interactions; online_list left the window's known
+ * items and their confidence in r->exclude and r->conf), once per
+ * run_recs_sources. Returns 0, or -1 when nothing in the window is known to
+ * the model or the system is singular. */
+static int fold_in(run_recs *r, const model *m) {
     if (r->vec_state) return r->vec_state > 0 ? 0 : -1;
     if (m->factors > r->cap_vec) {
         r->user_vec = util_realloc(r->user_vec, m->factors * sizeof(float));
         r->cap_vec = m->factors;
     }
-    size_t n = 0;
-    for (uint32_t i = 0; i < u->n_events; i++) {
-        const state_event *e = &u->events[i];
-        uint32_t idx = model_ids_find(m->items, state_user_item(u, e), e->item_len);
-        if (idx == MODEL_NONE) continue;
-        float w = e->weight >= 0 ? e->weight : cfg->online.type_weight[e->type];
-        r->exclude[n] = idx;
-        r->conf[n++] = 1.0f + m->alpha * w;
-    }
+    size_t n = r->n_known;
     int ok = n && model_foldin(m, r->exclude, r->conf, n, r->user_vec) == 0;
     r->vec_state = ok ? 1 : -1;
     return ok ? 0 : -1;
@@ -192,7 +188,7 @@ void run_recs_sources(run_recs *r, const run_config *cfg, const reload_view *v, 
     r->vec_state = 0;
     r->fold_done = 0;
     r->src_n = n;
-    window_filter(r, u);
+    if (!cfg->online.include_seen) window_filter(r, u); /* for in_history */
     size_t k = online_list(r, cfg, v->model, u, window_now(u, trigger_ts), n);
     r->src[CODEC_SOURCE_ONLINE] = (model_candidates){r->on_names, r->on_scores, k};
     k = offline_list(r, cfg, v->offline, user_id, u, n);
@@ -210,9 +206,8 @@ static size_t fold_list(run_recs *r, const run_config *cfg, const reload_view *v
     if (r->fold_done) return r->fold_n;
     r->fold_done = 1;
     r->fold_n = 0;
-    if (fold_in(r, cfg, v->model, u) != 0) return 0;
-    /* r->exclude holds the window's known items (online_list and fold_in
-     * both fill it so). */
+    if (fold_in(r, v->model) != 0) return 0;
+    /* r->exclude holds the window's known items (online_list). */
     size_t n_ex = cfg->online.include_seen ? 0 : r->n_known;
     r->fold_n =
         model_foldin_top(v->model, r->user_vec, r->exclude, n_ex, n, r->fold_items, r->fold_scores);
@@ -247,7 +242,7 @@ size_t run_recs_blend(run_recs *r, const run_config *cfg, const model_blend_para
     rerank_ctx rx = {v->model, NULL};
     model_candidates src[CODEC_SOURCES];
     memcpy(src, r->src, sizeof(src));
-    if (p.strategy == MODEL_BLEND_RERANK && fold_in(r, cfg, v->model, u) == 0) {
+    if (p.strategy == MODEL_BLEND_RERANK && fold_in(r, v->model) == 0) {
         rx.user_vec = r->user_vec;
         p.rerank = rerank_score;
         p.rerank_opaque = &rx;
