@@ -349,7 +349,6 @@ static json_t *search_json(const search *x, const setting *best) {
 static int search_params(const eval_cfg *c, const eval_plan *p, const run_config *cfg, search *x) {
     run_replay_params all;
     replay_params(c, p, cfg, &all);
-    run_replay_params_default(&x->rp, cfg);
     x->rp = all;
     x->rp.n_strategies = 0;
     for (size_t i = 0; i < all.n_strategies; i++)

@@ -47,7 +47,6 @@ void run_replay_params_default(run_replay_params *p, const run_config *cfg) {
     static const uint32_t ks[] = {5, 10, 20};
     memcpy(p->ks, ks, sizeof(ks));
     p->n_k = 3;
-    p->popular_half_life_ms = 0;
     p->bandit_explore = 0.1;
 }
 

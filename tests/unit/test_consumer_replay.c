@@ -155,6 +155,9 @@ static void test_variant_and_popular_source(void **st) {
     replay(w, &p, &rm);
     assert_int_equal(rm.scored, r.scored);
     assert_memory_equal(row(&rm, "online")->hr, row(&r, "online")->hr, sizeof(a->hr));
+    const run_replay_row *pl = row(&r, "popular"), *pm = row(&rm, "popular");
+    assert_true(memcmp(pl->hr, pm->hr, sizeof(pl->hr)) ||
+                memcmp(pl->coverage, pm->coverage, sizeof(pl->coverage)));
     /* bad parameters are refused with a reason */
     p.ks[p.n_k - 1] = 300;
     char err[256] = "";
