@@ -14,9 +14,8 @@
 typedef struct writer_entry {
     int32_t id;
     codec_resolver *res; /* NULL: read with our own schema */
-    int64_t retry_at;    /* > 0: ask the fetcher again after this time */
-    char *error;         /* why messages with this id fail, or NULL */
-    codec_err err;       /* CODEC_ERR_SCHEMA or CODEC_ERR_SCHEMA_UNAVAILABLE */
+    int64_t retry_at;    /* > 0: unknown to the registry; ask again after this */
+    char *error;         /* why messages with this id fail (CODEC_ERR_SCHEMA), or NULL */
 } writer_entry;
 
 struct codec_decoder {
@@ -27,7 +26,7 @@ struct codec_decoder {
     void *fetch_opaque;
     /* After the fetcher could not ask (-1), no id is asked for until then:
      * a stream of many new ids during an outage must not cost one timeout
-     * each. */
+     * each, nor an entry each. */
     int64_t fetch_down_until;
     char *fetch_down_error;
 };
@@ -110,7 +109,6 @@ static writer_entry *learn_writer(codec_decoder *dec, int32_t id, const char *js
         return find_writer(dec, id);
     writer_entry *w = put_writer(dec, id);
     w->error = util_strdup(errstr);
-    w->err = CODEC_ERR_SCHEMA;
     return w;
 }
 
@@ -147,23 +145,26 @@ static void forget_failed(codec_decoder *dec) {
     dec->n_writers = kept;
 }
 
-/* Asks for id and records the outcome. A failed answer is kept until
- * retry_at so that a stream of such messages costs one request per period,
- * not one each. */
-static writer_entry *fetch_writer(codec_decoder *dec, int32_t id) {
-    char *json = NULL, errstr[256] = "";
-    int found = ask_fetcher(dec, id, &json, errstr, sizeof(errstr));
+/* Asks for id and records the outcome. An id the registry does not know is
+ * kept until retry_at, so that a stream of such messages costs one request
+ * per period, not one each. NULL with errstr when the registry could not be
+ * asked (ask_fetcher then holds off every id for a while). */
+static writer_entry *fetch_writer(codec_decoder *dec, int32_t id, char *errstr,
+                                  size_t errstr_size) {
+    char *json = NULL;
+    errstr[0] = 0;
+    int found = ask_fetcher(dec, id, &json, errstr, errstr_size);
     if (found == 1 && json) {
         writer_entry *w = learn_writer(dec, id, json);
         free(json);
         return w;
     }
     free(json);
+    if (found == -1) return NULL;
     forget_failed(dec);
     writer_entry *w = put_writer(dec, id);
     w->error = util_strdup(errstr[0] ? errstr : "no writer schema for this id");
-    w->err = found == 0 ? CODEC_ERR_SCHEMA : CODEC_ERR_SCHEMA_UNAVAILABLE;
-    w->retry_at = found == 0 ? util_now_ms() + CODEC_FETCH_RETRY_UNKNOWN_MS : dec->fetch_down_until;
+    w->retry_at = util_now_ms() + CODEC_FETCH_RETRY_UNKNOWN_MS;
     return w;
 }
 
@@ -175,10 +176,16 @@ static writer_entry *writer_for(codec_decoder *dec, int32_t id, codec_err *err, 
                                 size_t detail_size) {
     writer_entry *w = find_writer(dec, id);
     if (!w && !dec->fetch) w = put_writer(dec, id);
-    if (!w || (w->retry_at && dec->fetch && util_now_ms() >= w->retry_at))
-        w = fetch_writer(dec, id);
+    if (!w || (w->retry_at && util_now_ms() >= w->retry_at)) {
+        char why[256];
+        if (!(w = fetch_writer(dec, id, why, sizeof(why)))) {
+            *err = codec_fail(CODEC_ERR_SCHEMA_UNAVAILABLE, detail, detail_size, "schema id %d: %s",
+                              (int)id, why);
+            return NULL;
+        }
+    }
     if (!w->error) return w;
-    *err = codec_fail(w->err, detail, detail_size, "schema id %d: %s", (int)id, w->error);
+    *err = codec_fail(CODEC_ERR_SCHEMA, detail, detail_size, "schema id %d: %s", (int)id, w->error);
     return NULL;
 }
 
