@@ -101,32 +101,25 @@ static int open_ab(run_ctx *c, char *errstr, size_t errsz) {
  * (TopicNameStrategy), which frames every output. */
 static int register_output(run_ctx *c, char *errstr, size_t errsz) {
     run_config *cfg = &c->cfg_copy;
-    char *subject = util_malloc(strlen(cfg->output_topic) + 16), why[512];
-    sprintf(subject, "%s" PRODUCER_REGISTRY_SUBJECT_SUFFIX, cfg->output_topic);
+    char why[512];
     int32_t id;
-    int rc = producer_registry_subject_id(c->registry, subject, codec_schema_recommendations(), &id,
-                                          why, sizeof(why));
-    if (rc) {
-        snprintf(errstr, errsz, "output schema under %s: %s", subject, why);
-    } else {
-        if (cfg->schema_id && cfg->schema_id != id)
-            log_warn("run: --schema-id %d ignored: the registry has id %d for %s",
-                     (int)cfg->schema_id, (int)id, subject);
-        log_info("run: outputs framed with schema id %d (%s)", (int)id, subject);
-        cfg->schema_id = id;
-    }
-    free(subject);
-    return rc;
+    if (producer_registry_topic_id(c->registry, cfg->output_topic, codec_schema_recommendations(),
+                                   &id, why, sizeof(why)))
+        return snprintf(errstr, errsz, "output schema: %s", why), -1;
+    if (cfg->schema_id && cfg->schema_id != id)
+        log_warn("run: --schema-id %d ignored: the registry has id %d for %s-value",
+                 (int)cfg->schema_id, (int)id, cfg->output_topic);
+    log_info("run: outputs framed with schema id %d (%s-value)", (int)id, cfg->output_topic);
+    cfg->schema_id = id;
+    return 0;
 }
 
 /* The Schema Registry, when configured: the decoder asks it for writer
  * schemas of unknown ids, and avro-framed outputs carry its id for ours. */
 static int open_registry(run_ctx *c, const producer_kconf *kc, char *errstr, size_t errsz) {
     const run_config *cfg = c->cfg;
-    const char *url =
-        cfg->schema_registry ? cfg->schema_registry : producer_kconf_get(kc, "schema.registry.url");
-    if (!url) return 0;
-    c->registry = producer_registry_new(url, kc, errstr, errsz);
+    if (!cfg->schema_registry) return 0; /* --schema-registry or -X schema.registry.url */
+    c->registry = producer_registry_new(cfg->schema_registry, kc, errstr, errsz);
     if (!c->registry) return -1;
     codec_decoder_set_fetcher(c->dec, producer_registry_fetch_cb, c->registry);
     log_info("run: schema registry %s", producer_registry_url(c->registry));

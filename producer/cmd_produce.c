@@ -250,21 +250,19 @@ static int registry_schema_id(produce_cfg *c, const produce_plan *plan) {
     const char *url =
         c->schema_registry ? c->schema_registry : producer_kconf_get(c->kc, "schema.registry.url");
     if (!url || plan->out_format != CODEC_FORMAT_AVRO_FRAMED) return 0;
-    char err[512], *subject = util_malloc(strlen(c->topic) + 16);
-    sprintf(subject, "%s" PRODUCER_REGISTRY_SUBJECT_SUFFIX, c->topic);
+    char err[512];
     producer_registry *r = producer_registry_new(url, c->kc, err, sizeof(err));
     int32_t id;
-    int rc = r ? producer_registry_subject_id(r, subject, codec_schema_user_event(), &id, err,
-                                              sizeof(err))
+    int rc = r ? producer_registry_topic_id(r, c->topic, codec_schema_user_event(), &id, err,
+                                            sizeof(err))
                : -1;
     if (rc)
-        log_error("schema registry, subject %s: %s", subject, err);
+        log_error("schema registry: %s", err);
     else
-        log_info("framing with schema id %d (%s at %s)", (int)id, subject,
+        log_info("framing with schema id %d (%s-value at %s)", (int)id, c->topic,
                  producer_registry_url(r));
     if (!rc) c->schema_id = id;
     producer_registry_free(r);
-    free(subject);
     return rc;
 }
 

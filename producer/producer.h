@@ -155,9 +155,6 @@ void producer_out_destroy(producer_out *o);
 
 typedef struct producer_registry producer_registry;
 
-/* Subject of a topic's values under TopicNameStrategy: "<topic>-value". */
-#define PRODUCER_REGISTRY_SUBJECT_SUFFIX "-value"
-
 /* A client of the registry at url ("http[s]://[user:pass@]host:port", or
  * several comma-separated: one that gives no answer is skipped for the next,
  * each with its own timeout). kc
@@ -182,6 +179,10 @@ int producer_registry_key_known(const char *key);
  * -1 with errstr (HTTP status and the registry's message). */
 int producer_registry_subject_id(producer_registry *r, const char *subject, const char *schema_json,
                                  int32_t *id_out, char *errstr, size_t errstr_size);
+/* The same for the values of topic under TopicNameStrategy: subject
+ * "<topic>-value" (errstr names it). */
+int producer_registry_topic_id(producer_registry *r, const char *topic, const char *schema_json,
+                               int32_t *id_out, char *errstr, size_t errstr_size);
 
 /* GET /schemas/ids/{id}. Returns 1 with *json_out (malloc'd), 0 when the
  * registry does not have it as an Avro schema (404, another schema type),

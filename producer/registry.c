@@ -306,6 +306,16 @@ int producer_registry_subject_id(producer_registry *r, const char *subject, cons
     return rc;
 }
 
+int producer_registry_topic_id(producer_registry *r, const char *topic, const char *schema_json,
+                               int32_t *id_out, char *errstr, size_t errstr_size) {
+    char *subject = util_malloc(strlen(topic) + sizeof("-value")), why[512];
+    sprintf(subject, "%s-value", topic); /* TopicNameStrategy */
+    int rc = producer_registry_subject_id(r, subject, schema_json, id_out, why, sizeof(why));
+    if (rc) snprintf(errstr, errstr_size, "subject %s: %s", subject, why);
+    free(subject);
+    return rc;
+}
+
 int producer_registry_schema_by_id(producer_registry *r, int32_t id, char **json_out, char *errstr,
                                    size_t errstr_size) {
     char path[48];
