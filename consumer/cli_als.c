@@ -5,7 +5,7 @@
 #include "commands.h"
 
 size_t cmd_als_opts(cmd_als_flags *a, util_opt *out) {
-    const util_opt rows[CMD_ALS_OPTS] = {
+    const util_opt rows[] = {
         {"factors", 0, UTIL_OPT_INT, &a->factors, 1, 1024, .arg = "N", .help = "ALS factors (64)"},
         {"iterations", 0, UTIL_OPT_INT, &a->iterations, 1, 1000, .arg = "N",
          .help = "ALS iterations (15)"},
@@ -21,8 +21,8 @@ size_t cmd_als_opts(cmd_als_flags *a, util_opt *out) {
         {"cg-steps", 0, UTIL_OPT_INT, &a->cg_steps, 1, 100, .arg = "N",
          .help = "conjugate-gradient steps per solve (3)"},
     };
-    memcpy(out, rows, sizeof(rows));
-    return CMD_ALS_OPTS;
+    _Static_assert(sizeof(rows) / sizeof(*rows) == CMD_ALS_OPTS, "CMD_ALS_OPTS counts the rows");
+    return util_opts_add(out, 0, rows, CMD_ALS_OPTS);
 }
 
 int cmd_als_params(const util_cli *cli, const cmd_als_flags *f, model_als_params *a) {

@@ -8,7 +8,7 @@
 #include "producer.h"
 
 size_t producer_file_opts(producer_file_flags *f, util_opt *out) {
-    const util_opt rows[PRODUCER_FILE_OPTS] = {
+    const util_opt rows[] = {
         {"format", 'f', UTIL_OPT_STRING, &f->format, .arg = "FMT",
          .help = "input tsv, csv or jsonl (default: from the file name)"},
         {"columns", 0, UTIL_OPT_STRING, &f->columns, .arg = "LIST",
@@ -20,8 +20,9 @@ size_t producer_file_opts(producer_file_flags *f, util_opt *out) {
          .help = "type when there is no type column (view)"},
         {"strict", 0, UTIL_OPT_FLAG, &f->strict, .help = "stop at the first bad input line"},
     };
-    memcpy(out, rows, sizeof(rows));
-    return PRODUCER_FILE_OPTS;
+    _Static_assert(sizeof(rows) / sizeof(*rows) == PRODUCER_FILE_OPTS,
+                   "PRODUCER_FILE_OPTS counts the rows");
+    return util_opts_add(out, 0, rows, PRODUCER_FILE_OPTS);
 }
 
 static int parse_format(const char *s, codec_file_format *out) {
@@ -60,7 +61,7 @@ int producer_file_resolve(const util_cli *cli, const producer_file_flags *f, con
 }
 
 size_t producer_synth_opts(producer_synth_flags *s, util_opt *out) {
-    const util_opt rows[PRODUCER_SYNTH_OPTS] = {
+    const util_opt rows[] = {
         {"users", 0, UTIL_OPT_INT, &s->users, 1, UINT32_MAX - 1, .arg = "N",
          .help = "synthetic users (10000)"},
         {"items", 0, UTIL_OPT_INT, &s->items, 1, UINT32_MAX - 1, .arg = "N",
@@ -78,8 +79,9 @@ size_t producer_synth_opts(producer_synth_flags *s, util_opt *out) {
         {"new-items", 0, UTIL_OPT_DOUBLE, &s->new_items, .dmin = 0, .dmax = 0.9, .arg = "P",
          .help = "synthetic share of items released during the stream (0.1)"},
     };
-    memcpy(out, rows, sizeof(rows));
-    return PRODUCER_SYNTH_OPTS;
+    _Static_assert(sizeof(rows) / sizeof(*rows) == PRODUCER_SYNTH_OPTS,
+                   "PRODUCER_SYNTH_OPTS counts the rows");
+    return util_opts_add(out, 0, rows, PRODUCER_SYNTH_OPTS);
 }
 
 void producer_synth_params(const producer_synth_flags *s, model_synth_params *sp) {
