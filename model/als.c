@@ -116,7 +116,7 @@ static void solve_cholesky_row(const solve_ctx *c, uint32_t row, float *a) {
             b[r] += cj * yj[r];
         }
     }
-    if (mi_cholesky_solve(a, b, f) != 0) memset(b, 0, f * sizeof(float));
+    if (mi_cholesky_solve(a, b, f, NULL) != 0) memset(b, 0, f * sizeof(float));
 }
 
 /* Conjugate gradient for a block of rows at once: the Gram products of

@@ -3,7 +3,6 @@
  * user: (Y^T Y + Y_u^T (C_u - I) Y_u + lambda I) x = Y_u^T C_u p_u. The
  * model file carries Y^T Y, so this costs O(n f^2 + f^3) per user: cheap
  * enough for the processor's per-event re-ranking. */
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,53 +12,12 @@
 /* ==== Kernels, compiled twice: AVX2+FMA when the CPU has it (as als.c) ==== */
 
 #define FOLDIN_CLONES MI_CLONES
-#define FOLDIN_INLINE MI_INLINE
 
 /* a += s y y^T on the lower triangle (all the Cholesky reads), row by row
  * so the inner loop is contiguous. No BLAS here: its threads would spin on
  * every per-event call. */
 FOLDIN_CLONES static void rank1(float *a, const float *y, float s, uint32_t f) {
     for (uint32_t r = 0; r < f; r++) axpy8(s * y[r], y, a + (size_t)r * f, r + 1);
-}
-
-typedef double v4d __attribute__((vector_size(32), aligned(8), may_alias));
-
-/* sum over k < n of a[k] b[k] in double, four lanes. */
-FOLDIN_INLINE double ddot(const double *a, const double *b, uint32_t n) {
-    v4d acc = {0};
-    uint32_t k = 0;
-    for (; k + 4 <= n; k += 4) acc += *(const v4d *)(a + k) * *(const v4d *)(b + k);
-    double s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-    for (; k < n; k++) s += a[k] * b[k];
-    return s;
-}
-
-/* Solves a x = b (a SPD, lower triangle read) by Cholesky in double, like
- * mi_cholesky_solve but with vector inner products: this runs for every
- * replayed event, where the scalar version was a quarter of the time.
- * Returns -1 when a is not positive definite. */
-FOLDIN_CLONES static int chol_solve(const float *a, float *b, uint32_t f, double *l) {
-    for (uint32_t j = 0; j < f; j++) {
-        double *lj = l + (size_t)j * f;
-        double d = a[(size_t)j * f + j] - ddot(lj, lj, j);
-        if (!(d > 0)) return -1;
-        double ljj = sqrt(d);
-        lj[j] = ljj;
-        for (uint32_t i = j + 1; i < f; i++) {
-            double *li = l + (size_t)i * f;
-            li[j] = (a[(size_t)i * f + j] - ddot(li, lj, j)) / ljj;
-        }
-    }
-    double *y = l + (size_t)f * f;
-    for (uint32_t i = 0; i < f; i++) /* L y = b */
-        y[i] = (b[i] - ddot(l + (size_t)i * f, y, i)) / l[(size_t)i * f + i];
-    for (uint32_t i = f; i-- > 0;) { /* L^T x = y */
-        double s = y[i];
-        for (uint32_t k = i + 1; k < f; k++) s -= l[(size_t)k * f + i] * y[k];
-        y[i] = s / l[(size_t)i * f + i];
-    }
-    for (uint32_t i = 0; i < f; i++) b[i] = (float)y[i];
-    return 0;
 }
 
 /* out[j] = v . row j of y, for n rows. */
@@ -70,7 +28,14 @@ FOLDIN_CLONES static void dots(const float *y, uint32_t n, uint32_t f, const flo
 int model_foldin(const model *m, const uint32_t *items, const float *confidence, size_t n,
                  float *user_vec) {
     uint32_t f = m->factors;
-    float *a = util_malloc((size_t)f * f * sizeof(float));
+    /* one allocation per call: the Cholesky factor (doubles first, for
+     * their alignment), the system, and the merged cells */
+    size_t nn = n ? n : 1;
+    double *l = util_malloc(((size_t)f * f + f) * sizeof(double) + (size_t)f * f * sizeof(float) +
+                            nn * (sizeof(uint32_t) + sizeof(float)));
+    float *a = (float *)(l + (size_t)f * f + f);
+    uint32_t *cell = (uint32_t *)(a + (size_t)f * f);
+    float *extra = (float *)(cell + nn);
     memcpy(a, m->gram, (size_t)f * f * sizeof(float));
     for (uint32_t i = 0; i < f; i++) a[(size_t)i * f + i] += m->regularization;
     memset(user_vec, 0, f * sizeof(float));
@@ -79,8 +44,6 @@ int model_foldin(const model *m, const uint32_t *items, const float *confidence,
      * item gets one rank-1 update with its summed (c - 1), and p_u
      * contributes y once per distinct item. Windows repeat items often, so
      * merging first also saves updates. */
-    uint32_t *cell = util_malloc((n ? n : 1) * sizeof(uint32_t));
-    float *extra = util_malloc((n ? n : 1) * sizeof(float));
     size_t n_cells = 0;
     for (size_t t = 0; t < n; t++) {
         if (items[t] >= m->n_items) continue;
@@ -94,13 +57,9 @@ int model_foldin(const model *m, const uint32_t *items, const float *confidence,
         mi_axpy(1.0f + extra[c], y, user_vec, f);
         rank1(a, y, extra[c], f);
     }
-    free(cell);
-    free(extra);
-    double *l = util_malloc(((size_t)f * f + f) * sizeof(double));
-    int rc = chol_solve(a, user_vec, f, l);
-    free(l);
+    int rc = mi_cholesky_solve(a, user_vec, f, l);
     if (rc != 0) memset(user_vec, 0, f * sizeof(float));
-    free(a);
+    free(l);
     return rc;
 }
 

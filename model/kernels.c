@@ -82,42 +82,48 @@ void mi_axpy(float a, const float *x, float *y, uint32_t f) {
     for (uint32_t i = 0; i < f; i++) y[i] += a * x[i];
 }
 
-int mi_cholesky_solve(float *a, float *b, uint32_t f) {
-    /* Factor in double: f is at most a few hundred and this runs once per
-     * user, so the precision is worth more than the time. */
-    double *l = util_malloc((size_t)f * f * sizeof(double));
-    double *y = util_malloc(f * sizeof(double));
-    int rc = 0;
-    for (uint32_t j = 0; j < f && rc == 0; j++) {
-        double d = a[(size_t)j * f + j];
-        for (uint32_t k = 0; k < j; k++) d -= l[(size_t)j * f + k] * l[(size_t)j * f + k];
-        if (!(d > 0)) {
-            rc = -1;
-            break;
-        }
+typedef double v4d __attribute__((vector_size(32), aligned(8), may_alias));
+
+/* sum over k < n of a[k] b[k] in double, four lanes. */
+MI_INLINE double ddot(const double *a, const double *b, uint32_t n) {
+    v4d acc = {0};
+    uint32_t k = 0;
+    for (; k + 4 <= n; k += 4) acc += *(const v4d *)(a + k) * *(const v4d *)(b + k);
+    double s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    for (; k < n; k++) s += a[k] * b[k];
+    return s;
+}
+
+/* Factor in double: f is at most a few hundred, and the precision is worth
+ * more than the time. */
+MI_CLONES static int cholesky(const float *a, float *b, uint32_t f, double *l) {
+    for (uint32_t j = 0; j < f; j++) {
+        double *lj = l + (size_t)j * f;
+        double d = a[(size_t)j * f + j] - ddot(lj, lj, j);
+        if (!(d > 0)) return -1;
         double ljj = sqrt(d);
-        l[(size_t)j * f + j] = ljj;
+        lj[j] = ljj;
         for (uint32_t i = j + 1; i < f; i++) {
-            double s = a[(size_t)i * f + j];
-            for (uint32_t k = 0; k < j; k++) s -= l[(size_t)i * f + k] * l[(size_t)j * f + k];
-            l[(size_t)i * f + j] = s / ljj;
+            double *li = l + (size_t)i * f;
+            li[j] = (a[(size_t)i * f + j] - ddot(li, lj, j)) / ljj;
         }
     }
-    if (rc == 0) {
-        for (uint32_t i = 0; i < f; i++) { /* L y = b */
-            double s = b[i];
-            for (uint32_t k = 0; k < i; k++) s -= l[(size_t)i * f + k] * y[k];
-            y[i] = s / l[(size_t)i * f + i];
-        }
-        for (uint32_t i = f; i-- > 0;) { /* L^T x = y */
-            double s = y[i];
-            for (uint32_t k = i + 1; k < f; k++) s -= l[(size_t)k * f + i] * y[k];
-            y[i] = s / l[(size_t)i * f + i];
-        }
-        for (uint32_t i = 0; i < f; i++) b[i] = (float)y[i];
+    double *y = l + (size_t)f * f;
+    for (uint32_t i = 0; i < f; i++) /* L y = b */
+        y[i] = (b[i] - ddot(l + (size_t)i * f, y, i)) / l[(size_t)i * f + i];
+    for (uint32_t i = f; i-- > 0;) { /* L^T x = y */
+        double s = y[i];
+        for (uint32_t k = i + 1; k < f; k++) s -= l[(size_t)k * f + i] * y[k];
+        y[i] = s / l[(size_t)i * f + i];
     }
-    free(l);
-    free(y);
+    for (uint32_t i = 0; i < f; i++) b[i] = (float)y[i];
+    return 0;
+}
+
+int mi_cholesky_solve(const float *a, float *b, uint32_t f, double *scratch) {
+    double *l = scratch ? scratch : util_malloc(((size_t)f * f + f) * sizeof(double));
+    int rc = cholesky(a, b, f, l);
+    if (!scratch) free(l);
     return rc;
 }
 

@@ -59,10 +59,11 @@ void mi_parallel_for(int threads, size_t n_tasks, mi_task_fn fn, void *ctx);
 /* ---- Dense kernels (f is small: 8..256). */
 float mi_dot(const float *a, const float *b, uint32_t f);
 void mi_axpy(float a, const float *x, float *y, uint32_t f);
-/* In-place Cholesky of the f x f row-major SPD matrix a (lower triangle
- * used), then solves a x = b into b. Returns -1 when a is not positive
- * definite. */
-int mi_cholesky_solve(float *a, float *b, uint32_t f);
+/* Solves a x = b into b for the f x f row-major SPD matrix a (lower
+ * triangle read) by Cholesky in double, with vector inner products (fold-in
+ * runs it per event). scratch holds f * f + f doubles, or is NULL (then it
+ * is allocated). Returns -1 when a is not positive definite. */
+int mi_cholesky_solve(const float *a, float *b, uint32_t f, double *scratch);
 /* out = sum over rows of y^T y (f x f, full symmetric), deterministic for
  * any thread count: fixed chunks summed in order. */
 void mi_gram(const float *y, uint32_t n, uint32_t f, int threads, float *out);
