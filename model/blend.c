@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "model.h"
+#include "util.h"
 
 #define BLEND_POOL_MAX 1024 /* candidates merged at most (three lists of n) */
 
@@ -37,9 +38,7 @@ const char *model_blend_strategy_name(model_blend_strategy s) {
  * be compared, and a scan of strcmp calls cost more than the rest of a
  * blend. */
 static uint32_t id_hash(const char *s) {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
-    return h;
+    return (uint32_t)util_hash64(s, strlen(s), 0);
 }
 
 typedef struct out_list {
