@@ -153,17 +153,25 @@ static void test_server_errors_are_retryable(void **state) {
     fixture_stop(&f);
 }
 
-/* A server that accepts connections but never answers: the request gives up
- * after schema.registry.request.timeout.ms, not never. */
-static void test_silent_server_times_out(void **state) {
+/* A listening socket on 127.0.0.1 that accepts connections but never
+ * answers; its port in *port. Close it to make the port refuse. */
+static int silent_server(int *port) {
     int s = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof(a);
     assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(s, 4), 0);
+    assert_int_equal(listen(s, 16), 0);
     getsockname(s, (struct sockaddr *)&a, &len);
+    *port = ntohs(a.sin_port);
+    return s;
+}
+
+/* A server that accepts connections but never answers: the request gives up
+ * after schema.registry.request.timeout.ms, not never. */
+static void test_silent_server_times_out(void **state) {
+    int port, s = silent_server(&port);
     char url[64], err[512], *json = NULL;
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d", ntohs(a.sin_port));
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
     producer_registry *r = client(url, "schema.registry.request.timeout.ms=300", NULL);
     int64_t t0 = util_mono_ns();
     assert_int_equal(producer_registry_schema_by_id(r, 1, &json, err, sizeof(err)), -1);
@@ -213,14 +221,9 @@ static void test_basic_auth_and_no_leaks(void **state) {
 static void test_failover(void **state) {
     fixture f;
     fixture_start(&f, NULL);
-    int s = socket(AF_INET, SOCK_STREAM, 0); /* accepts connections, never answers */
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(s, 16), 0);
-    getsockname(s, (struct sockaddr *)&a, &len);
+    int port, s = silent_server(&port);
     char urls[160], err[512], *json = NULL;
-    snprintf(urls, sizeof(urls), "http://127.0.0.1:%d/, %s", ntohs(a.sin_port), f.url);
+    snprintf(urls, sizeof(urls), "http://127.0.0.1:%d/, %s", port, f.url);
     producer_registry *r = client(urls, "schema.registry.request.timeout.ms=300", NULL);
     assert_non_null(strstr(producer_registry_url(r), ","));
     int32_t id;
