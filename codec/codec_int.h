@@ -61,6 +61,11 @@ typedef struct codec_json_defaults {
 
 codec_err codec_json_decode_event(const char *buf, size_t len, const codec_json_defaults *defs,
                                   codec_event *out, char *detail, size_t detail_size);
+/* The same, through jansson alone, never the flat-object scanner: the two
+ * paths must agree, which the unit tests and the fuzzer check. */
+codec_err codec_json_decode_event_general(const char *buf, size_t len,
+                                          const codec_json_defaults *defs, codec_event *out,
+                                          char *detail, size_t detail_size);
 int codec_json_encode_event(const codec_event *ev, codec_buf *out, char *errstr,
                             size_t errstr_size);
 /* Decodes a raw Avro UserEvent written with schemas/user_event.avsc. */

@@ -190,13 +190,17 @@ size_t model_online_top(const model_online *acc, const model_online_params *p, i
         const slot *s = &acc->slots[acc->live[i]];
         /* Only positive evidence recommends. */
         if (!(s->score > 0.0)) continue;
-        if (n_exclude && bsearch(&s->item, ex, n_exclude, sizeof(*ex), cmp_u32)) continue;
         cand c = {s->score, s->item};
+        /* The exclusion search runs only for a candidate that would enter
+         * the heap: once it is full, nearly all candidates lose to its
+         * worst entry at the first comparison. */
+        if (k == n && !better(&c, &heap[0])) continue;
+        if (n_exclude && bsearch(&s->item, ex, n_exclude, sizeof(*ex), cmp_u32)) continue;
         if (k < n) {
             heap[k++] = c;
             if (k == n)
                 for (size_t j = n / 2; j-- > 0;) sift_down(heap, n, j);
-        } else if (better(&c, &heap[0])) {
+        } else {
             heap[0] = c;
             sift_down(heap, n, 0);
         }

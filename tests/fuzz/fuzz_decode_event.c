@@ -2,7 +2,8 @@
  * bytes (JSON, raw Avro, framed Avro with our schema and, under schema id 7,
  * a foreign writer schema resolved by avro-c), and codec_decode_recs.
  * Whatever decodes must re-encode in every form and decode to the same
- * value, so the fuzzer also checks the encoders. Built with clang by
+ * value, so the fuzzer also checks the encoders; and the JSON decoder's
+ * flat-object scanner must give what jansson alone gives. Built with clang by
  * tests/fuzz/CMakeLists.txt; crash inputs go to tests/fuzz/regressions/. */
 #include <stdint.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "codec_int.h"
 
 #define FOREIGN_ID 7
 
@@ -104,9 +106,25 @@ static void round_trip_recs(const codec_recs *r) {
     }
 }
 
+/* Both JSON paths: the same verdict and, when it is OK, the same event. */
+static void check_json_paths(const uint8_t *data, size_t size) {
+    codec_event a, b;
+    char da[256] = "", db[256] = "";
+    codec_err ea = codec_json_decode_event((const char *)data, size, NULL, &a, da, sizeof(da));
+    codec_err eb =
+        codec_json_decode_event_general((const char *)data, size, NULL, &b, db, sizeof(db));
+    if (ea != eb) {
+        fprintf(stderr, "fuzz: JSON scanner says %s (%s), jansson %s (%s)\n", codec_err_reason(ea),
+                da, codec_err_reason(eb), db);
+        abort();
+    }
+    if (ea == CODEC_OK) check_same(&a, &b, "JSON scanner against jansson");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     codec_event ev;
     char detail[256];
+    check_json_paths(data, size);
     codec_err e = codec_decode_event(dec, data, size, &ev, detail, sizeof(detail));
     if (e == CODEC_OK)
         round_trip_event(&ev);

@@ -1,6 +1,6 @@
 /* Decoding UserEvents in each accepted form, the malformed inputs of every
- * kind, and reading foreign writer schemas (extra fields, missing optional
- * fields, new enum symbols) through the Schema-Registry frame. */
+ * kind, the JSON scanner agreeing with jansson, and reading foreign writer schemas (extra fields,
+ * missing optional fields, new enum symbols) through the Schema-Registry frame. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "codec_int.h"
 #include "util.h"
 
 static codec_err decode(codec_decoder *dec, const void *buf, size_t len, codec_event *ev) {
@@ -121,6 +122,105 @@ static void test_json_malformed(void **state) {
     }
     assert_int_equal(decode(dec, "", 0, &ev), CODEC_ERR_EMPTY);
     codec_decoder_free(dec);
+}
+
+/* Both JSON paths on one input: the same verdict and the same event. */
+static void assert_paths_agree(const char *buf, size_t len) {
+    codec_event a, b;
+    char da[256] = "", db[256] = "";
+    codec_err ea = codec_json_decode_event(buf, len, NULL, &a, da, sizeof(da));
+    codec_err eb = codec_json_decode_event_general(buf, len, NULL, &b, db, sizeof(db));
+    if (ea != eb)
+        fail_msg("%.*s: scanner %s (%s), jansson %s (%s)", (int)len, buf, codec_err_reason(ea), da,
+                 codec_err_reason(eb), db);
+    if (ea) return;
+    assert_string_equal(a.user_id, b.user_id);
+    assert_string_equal(a.item_id, b.item_id);
+    assert_int_equal(a.type, b.type);
+    assert_int_equal(a.ts_ms, b.ts_ms);
+    assert_int_equal(a.has_duration, b.has_duration);
+    assert_int_equal(a.has_duration ? a.duration_ms : 0, b.has_duration ? b.duration_ms : 0);
+    assert_int_equal(a.has_weight, b.has_weight);
+    assert_true(!a.has_weight || a.weight == b.weight);
+}
+
+/* The flat-object scanner takes the common events without jansson; on
+ * everything near its edges it must say what jansson says. Inputs the
+ * scanner leaves to jansson (escapes, nesting, ...) are in the list too:
+ * they check the hand-over. */
+static void test_json_scanner_agrees(void **state) {
+    (void)state;
+    static const char *cases[] = {
+        "{\"user_id\":\"u1\",\"item_id\":\"i1\",\"type\":\"LISTEN\",\"ts\":1}",
+        " \t\r\n{ \"user_id\" : \"u1\" , \"item_id\" : \"i1\" , \"type\" : \"view\" , \"ts\" : 2 } "
+        "\n",
+        "{\"user_id\":\"u1\",\"item_id\":\"i1\",\"type\":\"LIKE\",\"ts\":\"2026-11-22T22:30:00Z\","
+        "\"duration_ms\":null,\"weight\":null}",
+        "{\"user_id\":\"u1\",\"item_id\":\"i1\",\"type\":\"LIKE\",\"ts\":3,\"duration_ms\":-0,"
+        "\"weight\":2.5e-1,\"extra\":\"x\",\"n\":-12.5E+3}",
+        "{\"user_id\":\"u1\",\"item_id\":\"i1\",\"type\":\"LISTEN\",\"ts\":1,}", /* trailing , */
+        "{\"user_id\":\"u1\" \"item_id\":\"i1\",\"type\":\"LISTEN\",\"ts\":1}",  /* missing , */
+        "{\"user_id\":\"u1\",,\"item_id\":\"i1\",\"type\":\"LISTEN\",\"ts\":1}",
+        "{\"user_id\":\"u1\",\"item_id\":\"i1\",\"type\":\"LISTEN\",\"ts\":-}",
+        "{\"user_id\":\"u1\",\"item_id\":\"i1\",\"type\":\"LISTEN\",\"ts\":01}",
+        "{\"user_id\":\"u1\",\"item_id\":\"i1\",\"type\":\"LISTEN\",\"ts\":1.}",
+        "{\"user_id\":\"u1\",\"item_id\":\"i1\",\"type\":\"LISTEN\",\"ts\":.5}",
+        "{\"user_id\":\"u1\",\"item_id\":\"i1\",\"type\":\"LISTEN\",\"ts\":1e}",
+        "{\"user_id\":\"u1\",\"item_id\":\"i1\",\"type\":\"LISTEN\",\"ts\":1.5}",
+        "{\"user_id\":\"u1\",\"item_id\":\"i1\",\"type\":\"LISTEN\",\"ts\":999999999999999999}",
+        "{\"user_id\":\"u1\",\"item_id\":\"i1\",\"type\":\"LISTEN\",\"ts\":9999999999999999999}",
+        "{\"user_id\":\"u1\",\"item_id\":\"i1\",\"type\":\"LISTEN\",\"ts\":99999999999999999999}",
+        "{\"user_id\":\"u1\",\"item_id\":\"i1\",\"type\":\"LISTEN\",\"ts\":1,\"weight\":1e400}",
+        "{\"user_id\":\"u1\",\"item_id\":\"i1\",\"type\":\"LISTEN\",\"ts\":1,\"weight\":1e-400}",
+        "{\"user_id\":\"u1\",\"item_id\":\"i1\",\"type\":\"LISTEN\",\"ts\":1,\"weight\":-1}",
+        "{\"user_id\":\"u1\",\"item_id\":\"i1\",\"type\":\"LISTEN\",\"ts\":1,\"weight\":true}",
+        "{\"user_id\":\"u\\u0031\",\"item_id\":\"i1\",\"type\":\"LISTEN\",\"ts\":1}",
+        "{\"user_\\u0069d\":\"u1\",\"item_id\":\"i1\",\"type\":\"LISTEN\",\"ts\":1}",
+        "{\"user_id\":\"\xc3\xa9\",\"item_id\":\"i1\",\"type\":\"LISTEN\",\"ts\":1}",
+        "{\"user_id\":\"\xc3\",\"item_id\":\"i1\",\"type\":\"LISTEN\",\"ts\":1}",
+        "{\"user_id\":\"u\t1\",\"item_id\":\"i1\",\"type\":\"LISTEN\",\"ts\":1}",
+        "{\"user_id\":\"u1\",\"item_id\":\"i1\",\"type\":\"LISTEN\",\"ts\":1,\"x\":{\"a\":[1]}}",
+        "{\"user_id\":\"u1\",\"item_id\":\"i1\",\"type\":\"LISTEN\",\"ts\":1,\"x\":nul}",
+        "{\"user_id\":\"u1\",\"user_id\":\"u2\",\"item_id\":\"i1\",\"type\":\"LISTEN\",\"ts\":1}",
+        "{\"x\":1,\"item_id\":\"i1\",\"x\":2,\"user_id\":\"u1\",\"type\":\"LISTEN\",\"ts\":1}",
+        "{\"user_id\":\"u1\",\"item_id\":\"i1\",\"type\":\"LISTEN\",\"ts\":1} {}",
+        "{\"user_id\":\"u1\",\"item_id\":\"i1\",\"type\":\"LISTEN\",\"ts\":1}}",
+        "{\"user_id\":\"u1\",\"item_id\":\"i1\",\"type\":\"LISTEN\",\"ts\":1",
+        "{\"user_id\":\"u1\",\"item_id\":\"i1\",\"type\":\"PLAY\",\"ts\":1}",
+        "{\"user_id\":\"\",\"item_id\":\"i1\",\"type\":\"LISTEN\",\"ts\":1}",
+        "{\"user_id\":\"u1\",\"type\":\"LISTEN\",\"ts\":1}",
+        "{\"user_id\":5,\"item_id\":\"i1\",\"type\":\"LISTEN\",\"ts\":1}",
+        "{\"user_id\":\"u1\",\"item_id\":\"i1\",\"type\":\"LISTEN\",\"ts\":-5}",
+        "{\"user_id\":\"u1\",\"item_id\":\"i1\",\"type\":\"LISTEN\",\"ts\":\"yesterday\"}",
+        "{}",
+        "{",
+        "[]",
+        "{\"a\"}",
+        "{\"a\":}",
+        "{:1}",
+        "{1:1}",
+        "\xef\xbb\xbf{}",
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        assert_paths_agree(cases[i], strlen(cases[i]));
+    /* Bytes a NUL ends early for strlen: the whole buffer counts. */
+    static const char nul[] =
+        "{\"user_id\":\"u1\",\"item_id\":\"i1\",\"type\":\"LISTEN\",\"ts\":1}\0";
+    assert_paths_agree(nul, sizeof(nul) - 1);
+
+    /* Every single-byte change of a full event, each to a few telling
+     * bytes: a syntax slip anywhere must get jansson's verdict. */
+    static const char base[] = "{\"user_id\":\"u1\",\"item_id\":\"i-22\",\"type\":\"LIKE\","
+                               "\"ts\":1700000000000,\"duration_ms\":30,\"weight\":0.75}";
+    static const char subst[] = " ,:{}[]\"\\-+.eE019nulx\x01\x80";
+    char buf[sizeof(base)];
+    for (size_t at = 0; at < sizeof(base) - 1; at++)
+        for (size_t j = 0; j < sizeof(subst) - 1; j++) {
+            memcpy(buf, base, sizeof(base));
+            buf[at] = subst[j];
+            assert_paths_agree(buf, sizeof(base) - 1);
+            assert_paths_agree(buf, at); /* and every prefix */
+        }
 }
 
 static void test_json_id_limits(void **state) {
@@ -538,6 +638,7 @@ int main(void) {
         cmocka_unit_test(test_json_optional_and_iso),
         cmocka_unit_test(test_json_malformed),
         cmocka_unit_test(test_json_id_limits),
+        cmocka_unit_test(test_json_scanner_agrees),
         cmocka_unit_test(test_avro_raw),
         cmocka_unit_test(test_avro_malformed),
         cmocka_unit_test(test_framed_reader_schema),
