@@ -40,14 +40,25 @@ int bench_transport_bound(const bench_opts *o, const char *brokers, const produc
 typedef struct bench_latency {
     uint64_t offered, samples;
     double p50_ms, p95_ms, p99_ms, max_ms, achieved_rate;
+    /* event time to the output record's creation (its CreateTime): what
+     * the processor adds, without the output's linger, broker and reader */
+    double produced_p50_ms, produced_p99_ms;
 } bench_latency;
 
 /* Runs the processor (cfg: brokers, model, events and output topics set by
  * the caller; state dir and group are its own) while a thread offers events
  * at o->rate for o->latency_s seconds, consumes the output topic, and
- * reports output arrival minus input produce time. */
-int bench_run_latency(const bench_opts *o, const run_config *cfg, bench_latency *out, char *errstr,
-                      size_t errsz);
+ * reports output arrival minus input produce time. With bare_loop set, a bare
+ * loop takes the processor's place: it consumes each event and publishes an
+ * empty list for it, so the same measure gives what the broker and the
+ * clients alone cost (the latency floor of this broker). */
+int bench_run_latency(const bench_opts *o, const run_config *cfg, int bare_loop, bench_latency *out,
+                      char *errstr, size_t errsz);
+
+/* A consumer of topic in group, subscribed, with the processor's fetch
+ * settings (bench_client_conf). */
+rd_kafka_t *bench_group_consumer(const producer_kconf *kc, const char *brokers, const char *group,
+                                 const char *topic, char *errstr, size_t errsz);
 
 /* A consumer or producer conf for the bench's own clients. */
 rd_kafka_conf_t *bench_client_conf(const producer_kconf *kc, const char *brokers, const char *group,

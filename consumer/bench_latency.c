@@ -5,7 +5,14 @@
  * consumes the output topic and takes arrival minus trigger_ts. Event times
  * are whole milliseconds, so a figure may be up to 1 ms high. Records
  * triggered before the processor's first batch plus BENCH_WARMUP_MS (group
- * join backlog) are left out. */
+ * join backlog) are left out. The output record's CreateTime (stamped when
+ * the processor hands it to librdkafka) gives a second measure, event to
+ * produced, which leaves out the output's linger, broker and reader.
+ *
+ * The floor run puts a bare loop in the processor's place (floor_thread):
+ * one empty list published per event, same topics, same clients, same
+ * collector, so that the processor's figures can be read against what this
+ * broker and these clients cost by themselves. */
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -47,6 +54,51 @@ static void on_batch(const run_stats *st, void *opaque) {
 static void *proc_thread(void *arg) {
     lat_run *l = arg;
     l->proc_rc = run_processor(&l->cfg, &l->stop_proc, NULL, l->proc_err, sizeof(l->proc_err));
+    l->proc_done = 1;
+    return NULL;
+}
+
+/* One event: its user's empty list, trigger_ts = the event's time. */
+static int floor_publish(lat_run *l, producer_out *out, codec_decoder *dec, codec_buf *buf,
+                         const rd_kafka_message_t *m) {
+    codec_event ev;
+    char detail[128];
+    if (m->err || codec_decode_event(dec, m->payload, m->len, &ev, detail, sizeof(detail)))
+        return 0;
+    codec_recs r = {ev.user_id, NULL, 0, "", "", "floor", ev.ts_ms, util_now_ms()};
+    if (codec_encode_recs(&r, CODEC_FORMAT_JSON, 0, buf, l->proc_err, sizeof(l->proc_err)) ||
+        producer_out_send(out, l->cfg.output_topic, ev.user_id, ev.user_len, buf->data, buf->len,
+                          NULL, 0, NULL, l->proc_err, sizeof(l->proc_err)))
+        return -1;
+    if (!l->first_batch_ms) l->first_batch_ms = util_now_ms();
+    l->applied++;
+    return 0;
+}
+
+static void *floor_thread(void *arg) {
+    lat_run *l = arg;
+    char group[96];
+    snprintf(group, sizeof(group), "bench-floor-%s", l->o->suffix);
+    producer_out *out = producer_out_new(l->cfg.kconf, l->cfg.brokers, NULL, NULL, l->proc_err,
+                                         sizeof(l->proc_err));
+    rd_kafka_t *rk =
+        out ? bench_group_consumer(l->cfg.kconf, l->cfg.brokers, group, l->cfg.events_topic,
+                                   l->proc_err, sizeof(l->proc_err))
+            : NULL;
+    codec_decoder *dec = codec_decoder_new();
+    codec_buf buf = {0};
+    int rc = rk ? 0 : -1;
+    while (!rc && !l->stop_proc) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (m) rc = floor_publish(l, out, dec, &buf, m), rd_kafka_message_destroy(m);
+        producer_out_poll(out, 0);
+    }
+    if (out) producer_out_flush(out, 10000);
+    if (rk) rd_kafka_consumer_close(rk), rd_kafka_destroy(rk);
+    producer_out_destroy(out);
+    codec_decoder_free(dec);
+    codec_buf_free(&buf);
+    l->proc_rc = rc;
     l->proc_done = 1;
     return NULL;
 }
@@ -136,9 +188,9 @@ static double quantile(const double *v, size_t n, double q) {
 
 /* Collects latencies until the offered events are all applied and one more
  * second has passed (or a time limit). */
-static size_t collect(lat_run *l, rd_kafka_t *rk, double **lat_out) {
+static size_t collect(lat_run *l, rd_kafka_t *rk, double **lat_out, double **prod_out) {
     size_t n = 0, cap = 4096;
-    double *lat = util_malloc(cap * sizeof(*lat));
+    double *lat = util_malloc(cap * sizeof(*lat)), *prod = util_malloc(cap * sizeof(*prod));
     int64_t end = 0, limit = util_mono_ns() + (int64_t)(l->o->latency_s + 180) * 1000000000;
     while (util_mono_ns() < limit && !l->proc_done && (!end || util_mono_ns() < end)) {
         if (!end && l->offer_done && l->applied >= l->offered) end = util_mono_ns() + 1000000000;
@@ -150,7 +202,12 @@ static size_t collect(lat_run *l, rd_kafka_t *rk, double **lat_out) {
         if (!m->err && codec_decode_recs(m->payload, m->len, &r, detail, sizeof(detail)) == 0) {
             int64_t trig = codec_recs_view(r)->trigger_ts;
             if (l->first_batch_ms && trig >= l->first_batch_ms + BENCH_WARMUP_MS) {
-                if (n == cap) lat = util_realloc(lat, (cap *= 2) * sizeof(*lat));
+                if (n == cap) {
+                    cap *= 2;
+                    lat = util_realloc(lat, cap * sizeof(*lat));
+                    prod = util_realloc(prod, cap * sizeof(*prod));
+                }
+                prod[n] = (double)(rd_kafka_message_timestamp(m, NULL) - trig);
                 lat[n++] = arrival - (double)trig;
             }
         }
@@ -158,11 +215,12 @@ static size_t collect(lat_run *l, rd_kafka_t *rk, double **lat_out) {
         rd_kafka_message_destroy(m);
     }
     *lat_out = lat;
+    *prod_out = prod;
     return n;
 }
 
-int bench_run_latency(const bench_opts *o, const run_config *cfg, bench_latency *out, char *errstr,
-                      size_t errsz) {
+int bench_run_latency(const bench_opts *o, const run_config *cfg, int bare_loop, bench_latency *out,
+                      char *errstr, size_t errsz) {
     lat_run *l = util_calloc(1, sizeof(*l));
     l->o = o;
     l->cfg = *cfg;
@@ -171,10 +229,10 @@ int bench_run_latency(const bench_opts *o, const run_config *cfg, bench_latency 
     rd_kafka_t *rk = out_consumer(l, errstr, errsz);
     if (!rk) return free(l), -1;
     pthread_t tp, to;
-    pthread_create(&tp, NULL, proc_thread, l);
+    pthread_create(&tp, NULL, bare_loop ? floor_thread : proc_thread, l);
     pthread_create(&to, NULL, offer_thread, l);
-    double *lat;
-    size_t n = collect(l, rk, &lat);
+    double *lat, *prod;
+    size_t n = collect(l, rk, &lat, &prod);
     pthread_join(to, NULL);
     l->stop_proc = 1;
     pthread_join(tp, NULL);
@@ -184,20 +242,25 @@ int bench_run_latency(const bench_opts *o, const run_config *cfg, bench_latency 
     if (l->offer_rc)
         rc = -1, snprintf(errstr, errsz, "offering events: %s", l->offer_err);
     else if (l->proc_rc)
-        rc = -1, snprintf(errstr, errsz, "processor: %s", l->proc_err);
+        rc = -1,
+        snprintf(errstr, errsz, "%s: %s", bare_loop ? "floor loop" : "processor", l->proc_err);
     else if (!n)
         rc = -1, snprintf(errstr, errsz, "no output record arrived after warm-up");
     if (n) {
         qsort(lat, n, sizeof(*lat), cmp_double);
+        qsort(prod, n, sizeof(*prod), cmp_double);
         *out = (bench_latency){l->offered,
                                n,
                                quantile(lat, n, 0.50),
                                quantile(lat, n, 0.95),
                                quantile(lat, n, 0.99),
                                lat[n - 1],
-                               l->offer_secs > 0 ? (double)l->offered / l->offer_secs : 0};
+                               l->offer_secs > 0 ? (double)l->offered / l->offer_secs : 0,
+                               quantile(prod, n, 0.50),
+                               quantile(prod, n, 0.99)};
     }
     free(lat);
+    free(prod);
     free(l);
     return rc;
 }

@@ -117,18 +117,15 @@ int bench_produce_stream(const bench_opts *o, const char *brokers, const produce
     return rc;
 }
 
-static rd_kafka_t *bound_consumer(const bench_opts *o, const char *brokers,
-                                  const producer_kconf *kc, const char *topic, char *errstr,
-                                  size_t errsz) {
-    char group[96];
-    snprintf(group, sizeof(group), "bench-bound-%s", o->suffix);
+rd_kafka_t *bench_group_consumer(const producer_kconf *kc, const char *brokers, const char *group,
+                                 const char *topic, char *errstr, size_t errsz) {
     rd_kafka_conf_t *conf = bench_client_conf(kc, brokers, group, errstr, errsz);
     if (!conf) return NULL;
     char why[512];
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
     if (!rk) {
         rd_kafka_conf_destroy(conf);
-        snprintf(errstr, errsz, "bound consumer: %s", why);
+        snprintf(errstr, errsz, "consumer %s: %s", group, why);
         return NULL;
     }
     rd_kafka_poll_set_consumer(rk);
@@ -144,7 +141,9 @@ int bench_transport_bound(const bench_opts *o, const char *brokers, const produc
                           char *errstr, size_t errsz) {
     producer_out *out = producer_out_new(kc, brokers, NULL, NULL, errstr, errsz);
     if (!out) return -1;
-    rd_kafka_t *rk = bound_consumer(o, brokers, kc, topic, errstr, errsz);
+    char group[96];
+    snprintf(group, sizeof(group), "bench-bound-%s", o->suffix);
+    rd_kafka_t *rk = bench_group_consumer(kc, brokers, group, topic, errstr, errsz);
     if (!rk) return producer_out_destroy(out), -1;
     int64_t n = 0, t_first = 0, deadline = util_mono_ns() + (int64_t)600 * 1000000000;
     int rc = 0;

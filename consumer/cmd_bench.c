@@ -30,7 +30,7 @@ typedef struct tput_result {
 typedef struct bench_report {
     double produce_s, train_s, bound_eps;
     tput_result tp;
-    bench_latency lat;
+    bench_latency lat, floor_lat; /* the processor's; the bare loop's */
     int lat_done;
     long max_rss_kb;
     char model[512];
@@ -169,6 +169,13 @@ static double per_event_us(uint64_t ns, uint64_t n) {
     return n ? (double)ns / 1e3 / (double)n : 0;
 }
 
+static json_t *latency_json(const bench_opts *o, const bench_latency *l) {
+    return json_pack("{s:I,s:f,s:I,s:f,s:f,s:f,s:f,s:f,s:f}", "offered_rate", (json_int_t)o->rate,
+                     "achieved_rate", l->achieved_rate, "samples", (json_int_t)l->samples, "p50_ms",
+                     l->p50_ms, "p95_ms", l->p95_ms, "p99_ms", l->p99_ms, "max_ms", l->max_ms,
+                     "produced_p50_ms", l->produced_p50_ms, "produced_p99_ms", l->produced_p99_ms);
+}
+
 static json_t *report_json(const bench_opts *o, const bench_report *r, int batch_size) {
     const run_stats *s = &r->tp.st;
     uint64_t n = r->tp.applied;
@@ -199,14 +206,18 @@ static json_t *report_json(const bench_opts *o, const bench_report *r, int batch
     json_object_set_new(j, "state_dir_bytes", json_integer((json_int_t)r->tp.state_dir_bytes));
     json_object_set_new(j, "peak_rss_mb", json_real((double)r->max_rss_kb / 1024.0));
     json_object_set_new(j, "time_split", split);
-    if (r->lat_done)
-        json_object_set_new(j, "latency",
-                            json_pack("{s:I,s:f,s:I,s:f,s:f,s:f,s:f}", "offered_rate",
-                                      (json_int_t)o->rate, "achieved_rate", r->lat.achieved_rate,
-                                      "samples", (json_int_t)r->lat.samples, "p50_ms",
-                                      r->lat.p50_ms, "p95_ms", r->lat.p95_ms, "p99_ms",
-                                      r->lat.p99_ms, "max_ms", r->lat.max_ms));
+    if (r->lat_done) {
+        json_object_set_new(j, "latency", latency_json(o, &r->lat));
+        json_object_set_new(j, "latency_floor", latency_json(o, &r->floor_lat));
+    }
     return j;
+}
+
+static void latency_text(const char *what, const bench_latency *l) {
+    printf("%-11s p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms at %.0f events/s offered "
+           "(%" PRIu64 " samples); to produced: p50 %.1f ms, p99 %.1f ms\n",
+           what, l->p50_ms, l->p95_ms, l->p99_ms, l->max_ms, l->achieved_rate, l->samples,
+           l->produced_p50_ms, l->produced_p99_ms);
 }
 
 static void report_text(const bench_opts *o, const bench_report *r, int batch_size) {
@@ -222,11 +233,10 @@ static void report_text(const bench_opts *o, const bench_report *r, int batch_si
     printf("bound       %.0f events/s (consume + produce one record, same broker)\n", r->bound_eps);
     printf("ratio       %.2f of the transport bound\n",
            r->bound_eps > 0 ? r->tp.events_per_s / r->bound_eps : 0);
-    if (r->lat_done)
-        printf("latency     p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms at %.0f events/s "
-               "offered (%" PRIu64 " samples)\n",
-               r->lat.p50_ms, r->lat.p95_ms, r->lat.p99_ms, r->lat.max_ms, r->lat.achieved_rate,
-               r->lat.samples);
+    if (r->lat_done) {
+        latency_text("latency", &r->lat);
+        latency_text("floor", &r->floor_lat);
+    }
     printf("peak RSS    %.0f MB (whole process: embedded broker, model, RocksDB)\n",
            (double)r->max_rss_kb / 1024.0);
     printf("rocksdb     %.0f bytes written per event; state dir %.1f MB\n",
@@ -322,15 +332,18 @@ static int bench_phases(bench_cli *b, producer_broker *broker, bench_report *r, 
                         size_t errsz) {
     bench_opts *o = &b->o;
     run_config cfg = b->rc.cfg;
-    char tin[96], tout[96], tbound[96], tlin[96], tlout[96], tdlq[96], model_path[1100];
+    char tin[96], tout[96], tbound[96], tlin[96], tlout[96], tfin[96], tfout[96], tdlq[96];
+    char model_path[1100];
     snprintf(tin, sizeof(tin), "bench-events-%s", o->suffix);
     snprintf(tout, sizeof(tout), "bench-recs-%s", o->suffix);
     snprintf(tbound, sizeof(tbound), "bench-bound-%s", o->suffix);
     snprintf(tlin, sizeof(tlin), "bench-lat-events-%s", o->suffix);
     snprintf(tlout, sizeof(tlout), "bench-lat-recs-%s", o->suffix);
+    snprintf(tfin, sizeof(tfin), "bench-floor-events-%s", o->suffix);
+    snprintf(tfout, sizeof(tfout), "bench-floor-recs-%s", o->suffix);
     snprintf(tdlq, sizeof(tdlq), "bench-dlq-%s", o->suffix);
-    const char *topics[] = {tin, tout, tbound, tlin, tlout, tdlq};
-    if (bench_create_topics(broker, cfg.brokers, cfg.kconf, topics, 6, (int)o->partitions, err,
+    const char *topics[] = {tin, tout, tbound, tlin, tlout, tfin, tfout, tdlq};
+    if (bench_create_topics(broker, cfg.brokers, cfg.kconf, topics, 8, (int)o->partitions, err,
                             errsz))
         return -1;
     model_dataset *ds = cfg.model_path ? NULL : model_dataset_new();
@@ -353,13 +366,17 @@ static int bench_phases(bench_cli *b, producer_broker *broker, bench_report *r, 
     log_info("bench: processor over %s", tin);
     if (run_throughput(o, &cfg, &r->tp, err, errsz)) return -1;
     if (o->rate <= 0) return 0;
+    log_info("bench: latency floor (a bare loop) at %" PRId64 " events/s for %" PRId64 " s",
+             o->rate, o->latency_s);
+    cfg.events_topic = tfin, cfg.output_topic = tfout;
+    if (bench_run_latency(o, &cfg, 1, &r->floor_lat, err, errsz)) return -1;
     char group[96], dir[1100];
     snprintf(group, sizeof(group), "bench-lat-%s", o->suffix);
     snprintf(dir, sizeof(dir), "%s/state-latency", o->work_dir);
     cfg.group_id = group, cfg.state_dir = dir;
     cfg.events_topic = tlin, cfg.output_topic = tlout;
     log_info("bench: latency at %" PRId64 " events/s for %" PRId64 " s", o->rate, o->latency_s);
-    if (bench_run_latency(o, &cfg, &r->lat, err, errsz)) return -1;
+    if (bench_run_latency(o, &cfg, 0, &r->lat, err, errsz)) return -1;
     r->lat_done = 1;
     return 0;
 }
