@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `recstream bench --quick --json` keeps working: the whole benchmark (stream,
-# model, processor over it, transport bound, fixed-rate latency) on tiny
+# model, processor over it, transport bound, fixed-rate latency and its
+# floor) on tiny
 # sizes, and its JSON carries positive, consistent figures. Also: the text
 # report names every figure, and a bad flag is one line and exit 2.
 set -euo pipefail
@@ -21,6 +22,9 @@ check '.published > 0 and .batches > 0' '[.published, .batches]'
 check '.latency.samples > 0' '.latency'
 check '.latency.p50_ms > 0 and .latency.p50_ms <= .latency.p95_ms and .latency.p95_ms <= .latency.p99_ms and .latency.p99_ms <= .latency.max_ms' '.latency'
 check '.latency.achieved_rate > 1000' '.latency.achieved_rate'
+# The floor: the same measure over a bare loop, one output per event.
+check '.latency_floor.samples > 0 and .latency_floor.p50_ms > 0 and .latency_floor.p50_ms <= .latency_floor.p99_ms' '.latency_floor'
+check '[.latency, .latency_floor][] | .produced_p50_ms >= 0 and .produced_p50_ms <= .produced_p99_ms and .produced_p99_ms <= .max_ms' '[.latency, .latency_floor]'
 check '.peak_rss_mb > 10' '.peak_rss_mb'
 check '.rocksdb_write_bytes_per_event > 0 and .state_dir_bytes > 0' '[.rocksdb_write_bytes_per_event, .state_dir_bytes]'
 check '[.time_split[] | .us_per_event] | all(. >= 0) and (.[0:3] | all(. > 0))' '.time_split'
