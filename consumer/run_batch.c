@@ -207,17 +207,11 @@ static void apply_and_publish(run_ctx *c, run_pend *p, const reload_view *v,
     free(out);
 }
 
-/* A copy of a pending batch's record, as the store would return it once
- * that batch is written (the published list capped alike). NULL when the
- * copy does not decode (a bug: the batch then fails rather than lose it). */
+/* A copy of a pending batch's record, as the store will return it once
+ * that batch is written (the published list capped alike). */
 static state_user *copy_user(run_ctx *c, const state_user *u) {
-    size_t len = 0;
-    state_user_encode(u, &c->copy_buf, &len, &c->copy_cap);
     state_user *r = state_user_new();
-    if (state_user_decode(c->copy_buf, len, r) != STATE_DEC_OK) {
-        state_user_free(r);
-        return NULL;
-    }
+    state_user_copy(r, u);
     uint32_t max = state_get_options(c->store)->published_max;
     if (max && r->n_published > max) r->n_published = max;
     return r;
@@ -232,21 +226,19 @@ static int read_users(run_ctx *c, const batch_user *users, size_t n, state_user 
     const char **ids = util_malloc((n ? n : 1) * sizeof(*ids));
     size_t *lens = util_malloc((n ? n : 1) * sizeof(*lens));
     state_user **got = util_calloc(n + 1, sizeof(*got));
-    int rc = 0;
-    for (size_t i = 0; i < n && !rc; i++) {
+    for (size_t i = 0; i < n; i++) {
         const run_event *e = users[i].ev[0];
         const state_user *o = run_pipe_lookup(c, e->partition, e->ev.user_id);
-        if (o && !(recs[i] = copy_user(c, o))) {
-            snprintf(errstr, errsz, "copying a pending record failed");
-            rc = -1;
+        if (o) {
+            recs[i] = copy_user(c, o);
+            continue;
         }
-        if (o) continue;
         miss[m] = i;
         parts[m] = e->partition;
         ids[m] = e->ev.user_id;
         lens[m++] = e->ev.user_len;
     }
-    if (!rc && m) rc = state_multi_get(c->store, parts, ids, lens, m, got, errstr, errsz);
+    int rc = m ? state_multi_get(c->store, parts, ids, lens, m, got, errstr, errsz) : 0;
     for (size_t j = 0; j < m; j++) recs[miss[j]] = got[j];
     free(got);
     free(miss);

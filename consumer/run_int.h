@@ -142,8 +142,6 @@ typedef struct run_ctx {
     size_t n_seek, cap_seek;
     int need_seek;
     int64_t backoff_until_ms; /* no consuming before this (after a rollback) */
-    char *copy_buf;           /* overlay copies */
-    size_t copy_cap;
 
     run_recs recs[RUN_PAR_WORKERS]; /* scoring scratch per worker; [0] the loop's */
     run_par *par;

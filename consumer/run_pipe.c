@@ -51,10 +51,8 @@ void run_pipe_free(run_ctx *c) {
     for (size_t i = 0; i < c->n_pend; i++) pend_free(&c->pend[i]);
     free(c->pend);
     free(c->seek);
-    free(c->copy_buf);
     c->pend = NULL;
     c->seek = NULL;
-    c->copy_buf = NULL;
     c->n_pend = c->n_seek = 0;
 }
 

@@ -133,6 +133,27 @@ void state_user_set_published(state_user *u, const state_pub_in *items, size_t n
     u->published_ts_ms = ts_ms;
 }
 
+void state_user_copy(state_user *dst, const state_user *src) {
+    state_user_clear(dst);
+    events_reserve(dst, src->n_events);
+    pubs_reserve(dst, src->n_published);
+    for (uint32_t i = 0; i < src->n_events; i++) {
+        state_event *e = &dst->events[i];
+        *e = src->events[i];
+        e->item_off = arena_add(dst, state_user_item(src, &src->events[i]), e->item_len);
+    }
+    for (uint32_t i = 0; i < src->n_published; i++) {
+        state_pub *p = &dst->published[i];
+        *p = src->published[i];
+        p->item_off = arena_add(dst, state_user_pub_item(src, &src->published[i]), p->item_len);
+    }
+    dst->n_events = src->n_events;
+    dst->n_published = src->n_published;
+    dst->published_ts_ms = src->published_ts_ms;
+    dst->last_seen_ms = src->last_seen_ms;
+    memcpy(dst->variant, src->variant, sizeof(dst->variant));
+}
+
 int state_user_published_find(const state_user *u, const char *item, size_t len, uint8_t *source) {
     for (uint32_t i = 0; i < u->n_published; i++) {
         const state_pub *p = &u->published[i];
