@@ -16,8 +16,11 @@ codec_err codec_fail(codec_err err, char *detail, size_t detail_size, const char
 int codec_errstr(char *errstr, size_t errstr_size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Checks an id (1..CODEC_ID_MAX bytes of UTF-8 without NUL) and copies it
- * into dst (CODEC_ID_MAX + 1 bytes). field names it in the detail. */
+/* Checks an id (1..CODEC_ID_MAX bytes of UTF-8 without NUL); field names
+ * it in the detail. codec_id_set also copies it into dst (CODEC_ID_MAX + 1
+ * bytes, NUL-terminated). */
+codec_err codec_id_check(const char *field, const char *s, size_t len, char *detail,
+                         size_t detail_size);
 codec_err codec_id_set(const char *field, const char *s, size_t len, char *dst, uint16_t *dst_len,
                        char *detail, size_t detail_size);
 
@@ -28,6 +31,10 @@ int codec_iso8601_parse(const char *s, size_t len, int64_t *ms);
 /* ---- Growable buffer. */
 void codec_buf_reserve(codec_buf *b, size_t extra);
 void codec_buf_put(codec_buf *b, const void *p, size_t n);
+/* Decimal digits of v into dst (no NUL; at most 20); returns the count.
+ * snprintf("%lld") costs ~10x this on the output path. */
+int codec_u64_digits(char *dst, uint64_t v);
+void codec_buf_put_i64(codec_buf *b, int64_t v); /* v in decimal */
 static inline void codec_buf_putc(codec_buf *b, char c) {
     if (b->len + 1 > b->cap) codec_buf_reserve(b, 1);
     b->data[b->len++] = c;

@@ -81,8 +81,8 @@ int codec_errstr(char *errstr, size_t errstr_size, const char *fmt, ...) {
     return -1;
 }
 
-codec_err codec_id_set(const char *field, const char *s, size_t len, char *dst, uint16_t *dst_len,
-                       char *detail, size_t detail_size) {
+codec_err codec_id_check(const char *field, const char *s, size_t len, char *detail,
+                         size_t detail_size) {
     if (len == 0) return codec_fail(CODEC_ERR_ID_EMPTY, detail, detail_size, "%s is empty", field);
     if (len > CODEC_ID_MAX)
         return codec_fail(CODEC_ERR_ID_TOO_LONG, detail, detail_size,
@@ -90,6 +90,13 @@ codec_err codec_id_set(const char *field, const char *s, size_t len, char *dst, 
     if (!util_utf8_valid(s, len))
         return codec_fail(CODEC_ERR_UTF8, detail, detail_size,
                           "%s is not valid UTF-8 (or holds a NUL byte)", field);
+    return CODEC_OK;
+}
+
+codec_err codec_id_set(const char *field, const char *s, size_t len, char *dst, uint16_t *dst_len,
+                       char *detail, size_t detail_size) {
+    codec_err e = codec_id_check(field, s, len, detail, detail_size);
+    if (e) return e;
     memcpy(dst, s, len);
     dst[len] = '\0';
     *dst_len = (uint16_t)len;
@@ -151,10 +158,27 @@ static int float_fmt_slow(char *dst, size_t size, float v) {
     return n;
 }
 
+int codec_u64_digits(char *dst, uint64_t v) {
+    char tmp[20];
+    int n = 0;
+    do tmp[n++] = (char)('0' + v % 10);
+    while (v /= 10);
+    for (int i = 0; i < n; i++) dst[i] = tmp[n - 1 - i];
+    return n;
+}
+
+void codec_buf_put_i64(codec_buf *b, int64_t v) {
+    char tmp[21];
+    int n = 0;
+    if (v < 0) tmp[n++] = '-';
+    n += codec_u64_digits(tmp + n, v < 0 ? 0 - (uint64_t)v : (uint64_t)v);
+    codec_buf_put(b, tmp, (size_t)n);
+}
+
 /* Writes m * 10^-k in plain decimal without trailing fraction zeros. */
 static int decimal_put(char *dst, int neg, int64_t m, int k) {
     char digits[24];
-    int nd = snprintf(digits, sizeof(digits), "%lld", (long long)m), n = 0;
+    int nd = codec_u64_digits(digits, (uint64_t)m), n = 0;
     if (neg) dst[n++] = '-';
     if (k <= 0) {
         memcpy(dst + n, digits, (size_t)nd), n += nd;

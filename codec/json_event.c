@@ -59,17 +59,18 @@ int codec_json_encode_event(const codec_event *ev, codec_buf *out, char *errstr,
     codec_json_put_str(out, ev->user_id, ev->user_len);
     codec_buf_put(out, ",\"item_id\":", 11);
     codec_json_put_str(out, ev->item_id, ev->item_len);
-    int n = snprintf(num, sizeof(num), ",\"type\":\"%s\",\"ts\":%" PRId64,
-                     codec_event_type_name(ev->type), ev->ts_ms);
-    codec_buf_put(out, num, (size_t)n);
+    const char *type = codec_event_type_name(ev->type);
+    codec_buf_put(out, ",\"type\":\"", 9);
+    codec_buf_put(out, type, strlen(type));
+    codec_buf_put(out, "\",\"ts\":", 7);
+    codec_buf_put_i64(out, ev->ts_ms);
     if (ev->has_duration) {
-        n = snprintf(num, sizeof(num), ",\"duration_ms\":%" PRId64, ev->duration_ms);
-        codec_buf_put(out, num, (size_t)n);
+        codec_buf_put(out, ",\"duration_ms\":", 15);
+        codec_buf_put_i64(out, ev->duration_ms);
     }
     if (ev->has_weight) {
         codec_buf_put(out, ",\"weight\":", 10);
-        n = codec_float_fmt(num, sizeof(num), ev->weight);
-        codec_buf_put(out, num, (size_t)n);
+        codec_buf_put(out, num, (size_t)codec_float_fmt(num, sizeof(num), ev->weight));
     }
     codec_buf_putc(out, '}');
     return 0;

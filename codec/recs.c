@@ -69,15 +69,13 @@ static const char *str_or_empty(const char *s) {
 
 static int check_recs(const codec_recs *r, char *errstr, size_t errstr_size) {
     char detail[128];
-    char id[CODEC_ID_MAX + 1];
-    uint16_t id_len;
     const char *u = str_or_empty(r->user_id);
-    if (codec_id_set("user_id", u, strlen(u), id, &id_len, detail, sizeof(detail)))
+    if (codec_id_check("user_id", u, strlen(u), detail, sizeof(detail)))
         return codec_errstr(errstr, errstr_size, "%s", detail);
     for (size_t i = 0; i < r->n_items; i++) {
         const codec_rec_item *it = &r->items[i];
         const char *s = str_or_empty(it->item_id);
-        if (codec_id_set("item_id", s, strlen(s), id, &id_len, detail, sizeof(detail)))
+        if (codec_id_check("item_id", s, strlen(s), detail, sizeof(detail)))
             return codec_errstr(errstr, errstr_size, "item %zu: %s", i, detail);
         if (!isfinite(it->score))
             return codec_errstr(errstr, errstr_size, "item %zu: score is not finite", i);
@@ -111,9 +109,11 @@ int codec_json_encode_recs(const codec_recs *r, codec_buf *out, char *errstr, si
     json_key_str(out, "],\"model_version\":", str_or_empty(r->model_version));
     json_key_str(out, ",\"offline_version\":", str_or_empty(r->offline_version));
     json_key_str(out, ",\"variant\":", str_or_empty(r->variant));
-    int n = snprintf(num, sizeof(num), ",\"trigger_ts\":%" PRId64 ",\"generated_ts\":%" PRId64 "}",
-                     r->trigger_ts, r->generated_ts);
-    codec_buf_put(out, num, (size_t)n);
+    codec_buf_put(out, ",\"trigger_ts\":", 14);
+    codec_buf_put_i64(out, r->trigger_ts);
+    codec_buf_put(out, ",\"generated_ts\":", 16);
+    codec_buf_put_i64(out, r->generated_ts);
+    codec_buf_putc(out, '}');
     return 0;
 }
 

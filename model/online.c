@@ -161,29 +161,35 @@ static void sift_down(cand *h, size_t n, size_t i) {
     }
 }
 
-static int cmp_u32(const void *a, const void *b) {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
+/* The excluded items (the user's window, ~50): a 1024-bit filter answers
+ * "not excluded" at once for nearly every candidate, a scan the rest. */
+typedef struct excl {
+    const uint32_t *items;
+    size_t n;
+    uint64_t bits[16];
+} excl;
+
+static void excl_init(excl *x, const uint32_t *items, size_t n) {
+    x->items = items;
+    x->n = n;
+    memset(x->bits, 0, sizeof(x->bits));
+    for (size_t i = 0; i < n; i++) x->bits[(items[i] >> 6) & 15] |= 1ULL << (items[i] & 63);
 }
 
-static int cmp_cand(const void *a, const void *b) {
-    return better(a, b) ? -1 : better(b, a) ? 1 : 0;
+static int excluded(const excl *x, uint32_t item) {
+    if (!(x->bits[(item >> 6) & 15] & (1ULL << (item & 63)))) return 0;
+    for (size_t i = 0; i < x->n; i++)
+        if (x->items[i] == item) return 1;
+    return 0;
 }
 
 size_t model_online_top(const model_online *acc, const model_online_params *p, int64_t now_ms,
                         const uint32_t *exclude, size_t n_exclude, size_t n, uint32_t *items,
                         float *scores) {
     if (!n || !acc->used) return 0;
-    /* Scratch on the stack for the usual sizes: this runs once per user. */
-    uint32_t ex_stack[256], *ex = ex_stack;
-    cand heap_stack[256], *heap = heap_stack;
-    if (!p->include_seen && n_exclude) {
-        if (n_exclude > 256) ex = util_malloc(n_exclude * sizeof(*ex));
-        memcpy(ex, exclude, n_exclude * sizeof(*ex));
-        qsort(ex, n_exclude, sizeof(*ex), cmp_u32);
-    } else {
-        n_exclude = 0;
-    }
+    excl ex;
+    excl_init(&ex, exclude, p->include_seen ? 0 : n_exclude);
+    cand heap_stack[256], *heap = heap_stack; /* on the stack for the usual n */
     if (n > 256) heap = util_malloc(n * sizeof(*heap));
     size_t k = 0;
     for (uint32_t i = 0; i < acc->used; i++) {
@@ -191,11 +197,11 @@ size_t model_online_top(const model_online *acc, const model_online_params *p, i
         /* Only positive evidence recommends. */
         if (!(s->score > 0.0)) continue;
         cand c = {s->score, s->item};
-        /* The exclusion search runs only for a candidate that would enter
+        /* The exclusion test runs only for a candidate that would enter
          * the heap: once it is full, nearly all candidates lose to its
          * worst entry at the first comparison. */
         if (k == n && !better(&c, &heap[0])) continue;
-        if (n_exclude && bsearch(&s->item, ex, n_exclude, sizeof(*ex), cmp_u32)) continue;
+        if (excluded(&ex, s->item)) continue;
         if (k < n) {
             heap[k++] = c;
             if (k == n)
@@ -205,13 +211,20 @@ size_t model_online_top(const model_online *acc, const model_online_params *p, i
             sift_down(heap, n, 0);
         }
     }
-    qsort(heap, k, sizeof(*heap), cmp_cand);
+    if (k < n) /* never filled: make it a heap for the sort below */
+        for (size_t j = k / 2; j-- > 0;) sift_down(heap, k, j);
+    /* Heap sort: the worst goes to the end each time, best first remains. */
+    for (size_t m = k; m > 1; m--) {
+        cand t = heap[0];
+        heap[0] = heap[m - 1];
+        heap[m - 1] = t;
+        sift_down(heap, m - 1, 0);
+    }
     double decay = exp2(-exponent(p, acc->anchor_ms, now_ms));
     for (size_t i = 0; i < k; i++) {
         items[i] = heap[i].item;
         scores[i] = (float)(heap[i].score * decay);
     }
     if (heap != heap_stack) free(heap);
-    if (ex != ex_stack) free(ex);
     return k;
 }
