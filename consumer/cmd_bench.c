@@ -161,7 +161,8 @@ static int train_model(const bench_opts *o, const model_dataset *ds, uint32_t k,
 /* ==== Report ==== */
 
 static double share(uint64_t ns, const run_stats *s) {
-    double all = (double)(s->ns_decode + s->ns_state + s->ns_scoring + s->ns_produce + s->ns_wait);
+    double all = (double)(s->ns_gather + s->ns_decode + s->ns_state + s->ns_scoring +
+                          s->ns_produce + s->ns_wait);
     return all > 0 ? (double)ns / all : 0;
 }
 
@@ -179,13 +180,14 @@ static json_t *latency_json(const bench_opts *o, const bench_latency *l) {
 static json_t *report_json(const bench_opts *o, const bench_report *r, int batch_size) {
     const run_stats *s = &r->tp.st;
     uint64_t n = r->tp.applied;
-    json_t *split = json_pack(
-        "{s:{s:f,s:f},s:{s:f,s:f},s:{s:f,s:f},s:{s:f,s:f},s:{s:f,s:f}}", "decode", "us_per_event",
-        per_event_us(s->ns_decode, n), "share", share(s->ns_decode, s), "state", "us_per_event",
-        per_event_us(s->ns_state, n), "share", share(s->ns_state, s), "scoring", "us_per_event",
-        per_event_us(s->ns_scoring, n), "share", share(s->ns_scoring, s), "produce", "us_per_event",
-        per_event_us(s->ns_produce, n), "share", share(s->ns_produce, s), "wait_acks",
-        "us_per_event", per_event_us(s->ns_wait, n), "share", share(s->ns_wait, s));
+    json_t *split = json_object();
+    const char *names[] = {"gather", "decode", "state", "scoring", "produce", "wait_acks"};
+    const uint64_t ns[] = {s->ns_gather,  s->ns_decode,  s->ns_state,
+                           s->ns_scoring, s->ns_produce, s->ns_wait};
+    for (size_t i = 0; i < sizeof(ns) / sizeof(*ns); i++)
+        json_object_set_new(split, names[i],
+                            json_pack("{s:f,s:f}", "us_per_event", per_event_us(ns[i], n), "share",
+                                      share(ns[i], s)));
     json_t *j = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:f,s:f}", "events", (json_int_t)o->events,
                           "users", (json_int_t)o->users, "items", (json_int_t)o->items,
                           "partitions", (json_int_t)o->partitions, "factors",
@@ -242,8 +244,10 @@ static void report_text(const bench_opts *o, const bench_report *r, int batch_si
     printf("rocksdb     %.0f bytes written per event; state dir %.1f MB\n",
            n ? (double)r->tp.write_bytes / (double)n : 0, (double)r->tp.state_dir_bytes / 1e6);
     printf("cpu         %.1f s process CPU over %.1f s wall\n", r->tp.cpu_s, r->tp.wall_s);
-    printf("split       decode %.1f us (%.0f%%), state %.1f us (%.0f%%), scoring %.1f us "
-           "(%.0f%%), produce %.1f us (%.0f%%), waiting for acks %.1f us (%.0f%%) per event\n",
+    printf("split       gather %.1f us (%.0f%%), decode %.1f us (%.0f%%), state %.1f us (%.0f%%), "
+           "scoring %.1f us (%.0f%%), produce %.1f us (%.0f%%), waiting for acks %.1f us (%.0f%%) "
+           "per event\n",
+           per_event_us(s->ns_gather, n), 100 * share(s->ns_gather, s),
            per_event_us(s->ns_decode, n), 100 * share(s->ns_decode, s),
            per_event_us(s->ns_state, n), 100 * share(s->ns_state, s),
            per_event_us(s->ns_scoring, n), 100 * share(s->ns_scoring, s),

@@ -270,7 +270,9 @@ static void periodic(run_ctx *c) {
 static void loop(run_ctx *c) {
     while (!*c->stop && !c->fatal) {
         if (run_pipe_backoff(c)) continue;
+        int64_t t0 = util_mono_ns();
         gather(c); /* a revoke drains the pipeline in here */
+        if (c->next_seq > 1) c->stats.ns_gather += (uint64_t)(util_mono_ns() - t0);
         producer_out_poll(c->out, 0);
         run_pipe_serve(c);
         periodic(c);

@@ -42,6 +42,8 @@ typedef struct run_stats {
     uint64_t rebalances;        /* assignments and revocations handled */
     /* Where the loop thread's time goes (monotonic ns, all batches incl.
      * rolled-back ones), for `recstream bench`'s cost split. */
+    uint64_t ns_gather;     /* waiting for and taking messages (from the
+                               first batch on: not the group join) */
     uint64_t ns_decode;     /* decoding messages, dead letters */
     uint64_t ns_state;      /* multi-get, record updates, the write batch */
     uint64_t ns_scoring;    /* online scores, blend, encoding the list */
