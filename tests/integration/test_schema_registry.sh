@@ -159,10 +159,9 @@ done
 curl -sf "http://127.0.0.1:$MPORT/metrics" >"$T/metrics.txt" || fail "no /metrics"
 grep -q 'recstream_events_invalid_total{reason="schema_unavailable"} 1' "$T/metrics.txt" ||
   fail "schema_unavailable not counted: $(grep invalid_total "$T/metrics.txt" | head -5)"
-if command -v ss >/dev/null; then
-  addrs=$(ss -ltnH "sport = :$MPORT" | awk '{print $4}' | sort -u | tr '\n' ' ')
-  [ "$addrs" = "127.0.0.1:$MPORT " ] || fail "metrics endpoint listens on '$addrs', want 127.0.0.1"
-fi
+command -v ss >/dev/null || fail "ss (iproute2) is needed: scripts/install-deps.sh installs it"
+addrs=$(ss -ltnH "sport = :$MPORT" | awk '{print $4}' | sort -u | tr '\n' ' ')
+[ "$addrs" = "127.0.0.1:$MPORT " ] || fail "metrics endpoint listens on '$addrs', want 127.0.0.1"
 
 kill -TERM "$RUN"
 rc=0
