@@ -124,15 +124,20 @@ void model_online_add(model_online *acc, const model *m, const model_online_para
     uint32_t k = p->k < m->k ? p->k : m->k;
     const uint32_t *nbr = m->nbr_idx + (size_t)item * m->k;
     const float *sim = m->nbr_sim + (size_t)item * m->k;
+    /* Room for k new items first (at most half the slots in use keeps
+     * probes short), so that no slot moves inside the loop. */
+    while ((acc->used + k) * 2 > acc->mask) grow(acc);
     for (uint32_t i = 0; i < k && nbr[i] != MODEL_NONE; i++) {
         slot *s = find(acc, nbr[i]);
-        if (s->gen != acc->gen) s = insert(acc, nbr[i], 0.0);
+        if (s->gen != acc->gen) {
+            *s = (slot){nbr[i], acc->gen, 0.0};
+            acc->live[acc->used++] = (uint32_t)(s - acc->slots);
+        }
         double d = term * sim[i], v = s->score + d;
         /* Removing the only evidence for an item must leave exactly 0, not a
          * rounding residue that would rank it as a (tiny) candidate. */
         if (sign < 0 && fabs(v) <= 1e-9 * fabs(d)) v = 0.0;
         s->score = v;
-        if (acc->used * 2 > acc->mask) grow(acc); /* keep probes short (s may move) */
     }
 }
 
