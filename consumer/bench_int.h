@@ -32,9 +32,10 @@ int bench_produce_stream(const bench_opts *o, const char *brokers, const produce
 
 /* The transport bound: consume every event of topic, produce one small
  * record to out_topic for each, nothing else. events/s from the first
- * message to the last acknowledgement. */
+ * message to the last acknowledgement. run (1, 2, ...) makes its consumer
+ * group its own, so that each run reads the whole topic. */
 int bench_transport_bound(const bench_opts *o, const char *brokers, const producer_kconf *kc,
-                          const char *topic, const char *out_topic, double *events_per_s,
+                          const char *topic, const char *out_topic, int run, double *events_per_s,
                           char *errstr, size_t errsz);
 
 typedef struct bench_latency {

@@ -137,12 +137,12 @@ rd_kafka_t *bench_group_consumer(const producer_kconf *kc, const char *brokers, 
 }
 
 int bench_transport_bound(const bench_opts *o, const char *brokers, const producer_kconf *kc,
-                          const char *topic, const char *out_topic, double *events_per_s,
+                          const char *topic, const char *out_topic, int run, double *events_per_s,
                           char *errstr, size_t errsz) {
     producer_out *out = producer_out_new(kc, brokers, NULL, NULL, errstr, errsz);
     if (!out) return -1;
     char group[96];
-    snprintf(group, sizeof(group), "bench-bound-%s", o->suffix);
+    snprintf(group, sizeof(group), "bench-bound-%s-%d", o->suffix, run);
     rd_kafka_t *rk = bench_group_consumer(kc, brokers, group, topic, errstr, errsz);
     if (!rk) return producer_out_destroy(out), -1;
     int64_t n = 0, t_first = 0, deadline = util_mono_ns() + (int64_t)600 * 1000000000;

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # `recstream bench --quick --json` keeps working: the whole benchmark (stream,
-# model, processor over it, transport bound, fixed-rate latency and its
-# floor) on tiny
-# sizes, and its JSON carries positive, consistent figures. Also: the text
-# report names every figure, and a bad flag is one line and exit 2.
+# model, processor over it, transport bound before and after it, fixed-rate
+# latency and its floor) on tiny sizes, and its JSON carries positive,
+# consistent figures. Also: the text report names every figure, and a bad
+# flag is one line and exit 2.
 set -euo pipefail
 : "${RECSTREAM:?}" "${TEST_TMPDIR:?}"
 T="$TEST_TMPDIR/bench-$$"
@@ -16,6 +16,8 @@ jq -e . "$T/out.json" >/dev/null || fail "not JSON: $(head -c 300 "$T/out.json")
 check() { jq -e "$1" "$T/out.json" >/dev/null || fail "$1 (got $(jq -c "$2" "$T/out.json"))"; }
 check '.throughput_events_per_s > 0' '.throughput_events_per_s'
 check '.transport_bound_events_per_s > 0' '.transport_bound_events_per_s'
+# The bound runs before and after the processor; the ratio uses their mean.
+check '(.transport_bound_runs | length == 2 and all(. > 0)) and ((.transport_bound_runs | add / 2) - .transport_bound_events_per_s | fabs) < 1' '.transport_bound_runs'
 check '.ratio > 0 and (.ratio - .throughput_events_per_s / .transport_bound_events_per_s | fabs) < 0.01' '.ratio'
 check '.applied == .events and .events == 20000' '[.applied, .events]'
 check '.published > 0 and .batches > 0' '[.published, .batches]'
