@@ -11,27 +11,14 @@
 #include "commands.h"
 #include "util.h"
 
-typedef struct grow {
-    char *d;
-    size_t len;
-} grow;
+/* A /metrics page is never 64 MiB. */
+#define PAGE_MAX (64u << 20)
 
-static size_t on_data(char *ptr, size_t size, size_t nmemb, void *opaque) {
-    grow *g = opaque;
-    size_t n = size * nmemb;
-    if (g->len + n > (64u << 20)) return 0; /* a /metrics page is never 64 MiB */
-    g->d = util_realloc(g->d, g->len + n + 1);
-    memcpy(g->d + g->len, ptr, n);
-    g->len += n;
-    g->d[g->len] = 0;
-    return n;
-}
-
-static int fetch(const char *url, grow *g, char *errstr, size_t errstr_size) {
+static int fetch(const char *url, util_sink *g, char *errstr, size_t errstr_size) {
     CURL *c = curl_easy_init();
     if (!c) return snprintf(errstr, errstr_size, "cannot initialise libcurl"), -1;
     curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, util_sink_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, g);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -45,15 +32,17 @@ static int fetch(const char *url, grow *g, char *errstr, size_t errstr_size) {
     return 0;
 }
 
-static int read_file(const char *path, grow *g, char *errstr, size_t errstr_size) {
+static int read_file(const char *path, util_sink *g, char *errstr, size_t errstr_size) {
     FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
     if (!f) return snprintf(errstr, errstr_size, "%s: cannot open", path), -1;
     char buf[65536];
     size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), f)) > 0) on_data(buf, 1, n, g);
+    int big = 0;
+    while (!big && (n = fread(buf, 1, sizeof(buf), f)) > 0) big = !util_sink_write(buf, 1, n, g);
     int err = ferror(f);
     if (f != stdin) fclose(f);
     if (err) return snprintf(errstr, errstr_size, "%s: read error", path), -1;
+    if (big) return snprintf(errstr, errstr_size, "%s: over %u MiB", path, PAGE_MAX >> 20), -1;
     return 0;
 }
 
@@ -87,15 +76,15 @@ static int read_pages(const sources *src, ab_report *r, char *err, size_t errsz)
     memset(r, 0, sizeof(*r));
     curl_global_init(CURL_GLOBAL_DEFAULT);
     for (size_t i = 0; i < src->n && !rc; i++) {
-        grow g = {util_calloc(1, 1), 0};
+        util_sink g = {util_calloc(1, 1), 0, PAGE_MAX};
         rc = src->is_url[i] ? fetch(src->item[i], &g, err, errsz)
                             : read_file(src->item[i], &g, err, errsz);
         char perr[256];
-        if (!rc && ab_report_parse(g.d, g.len, r, perr, sizeof(perr))) {
+        if (!rc && ab_report_parse(g.data, g.len, r, perr, sizeof(perr))) {
             snprintf(err, errsz, "%s: %s", src->item[i], perr);
             rc = -1;
         }
-        free(g.d);
+        free(g.data);
     }
     curl_global_cleanup();
     return rc;

@@ -188,32 +188,16 @@ const char *producer_registry_url(const producer_registry *r) {
 
 /* ==== HTTP ==== */
 
-typedef struct body {
-    char *data;
-    size_t len;
-} body;
-
-static size_t on_data(char *ptr, size_t size, size_t nmemb, void *opaque) {
-    body *b = opaque;
-    size_t n = size * nmemb;
-    if (b->len + n > SR_MAX_RESPONSE) return 0; /* makes curl fail the transfer */
-    b->data = util_realloc(b->data, b->len + n + 1);
-    memcpy(b->data + b->len, ptr, n);
-    b->len += n;
-    b->data[b->len] = 0;
-    return n;
-}
-
 /* One attempt at base[i]: the CURLcode, the status in *status. */
 static CURLcode perform(producer_registry *r, size_t i, const char *path, const char *post_body,
-                        body *b, long *status) {
+                        util_sink *b, long *status) {
     char *url = util_malloc(strlen(r->base[i]) + strlen(path) + 1);
     strcpy(url, r->base[i]);
     strcat(url, path);
     curl_easy_setopt(r->curl, CURLOPT_URL, url);
     curl_easy_setopt(r->curl, CURLOPT_HTTPGET, 1L);
     if (post_body) curl_easy_setopt(r->curl, CURLOPT_POSTFIELDS, post_body);
-    curl_easy_setopt(r->curl, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(r->curl, CURLOPT_WRITEFUNCTION, util_sink_write);
     curl_easy_setopt(r->curl, CURLOPT_WRITEDATA, b);
     CURLcode cc = curl_easy_perform(r->curl);
     free(url);
@@ -227,7 +211,7 @@ static CURLcode perform(producer_registry *r, size_t i, const char *path, const 
  * or -1 with errstr when no URL answered. */
 static long request(producer_registry *r, const char *path, const char *post_body, json_t **out,
                     char *errstr, size_t errstr_size) {
-    body b = {0};
+    util_sink b = {NULL, 0, SR_MAX_RESPONSE};
     long status = -1;
     for (size_t k = 0; k < r->n_urls && status < 0; k++) {
         size_t i = (r->cur + k) % r->n_urls;

@@ -92,6 +92,17 @@ void *util_realloc(void *p, size_t n) {
     return q;
 }
 
+size_t util_sink_write(char *ptr, size_t size, size_t nmemb, void *sink) {
+    util_sink *b = sink;
+    size_t n = size * nmemb;
+    if (b->len + n > b->max) return 0;
+    b->data = util_realloc(b->data, b->len + n + 1);
+    memcpy(b->data + b->len, ptr, n);
+    b->len += n;
+    b->data[b->len] = 0;
+    return n;
+}
+
 char *util_strdup(const char *s) {
     return util_strndup(s, strlen(s));
 }

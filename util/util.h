@@ -51,6 +51,16 @@ void *util_realloc(void *p, size_t n);
 char *util_strdup(const char *s);
 char *util_strndup(const char *s, size_t n);
 
+/* A growing, NUL-terminated byte buffer with a limit, filled by
+ * util_sink_write, whose signature is the one libcurl's
+ * CURLOPT_WRITEFUNCTION wants: it returns size * nmemb, or 0 once the
+ * buffer would pass max (which makes curl fail the transfer). */
+typedef struct util_sink {
+    char *data; /* NULL until something is written */
+    size_t len, max;
+} util_sink;
+size_t util_sink_write(char *ptr, size_t size, size_t nmemb, void *sink);
+
 /* ---- Parsing. Each returns 0 on success, -1 when the text is not a
  * number of that kind or lies outside [min, max]. */
 int util_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
