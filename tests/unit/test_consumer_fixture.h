@@ -18,6 +18,7 @@
 #include "model.h"
 #include "producer.h"
 #include "run.h"
+#include "state.h"
 
 /* Each test uses some of these. */
 #define FX_FN static __attribute__((unused))
@@ -38,6 +39,18 @@ FX_FN const char *fx_dir(char *buf, size_t size, const char *name) {
     snprintf(cmd, sizeof(cmd), "rm -rf '%s' && mkdir -p '%s'", buf, buf);
     if (system(cmd)) abort();
     return buf;
+}
+
+/* The processor's store in dir, opened read-only to check what it holds
+ * (while nothing writes it); NULL, with the reason printed, if it cannot. */
+FX_FN state_store *fx_store_read(const char *dir) {
+    state_options o;
+    state_options_default(&o);
+    o.read_only = 1;
+    state_store *s = NULL;
+    char err[512];
+    if (state_open(dir, &o, &s, err, sizeof(err))) fprintf(stderr, "fx_store_read: %s\n", err);
+    return s;
 }
 
 /* A real model file of n_items items "i0".."i<n-1>", from random factors

@@ -21,12 +21,9 @@ static int count_cb(int32_t partition, const char *user_id, size_t len, const st
 
 /* Events in the store's histories; owned[p] = 1 for partitions with an offset. */
 static uint64_t stored(const char *dir, int owned[PARTS], int64_t *offsets) {
-    state_options o;
-    state_options_default(&o);
-    o.read_only = 1;
-    state_store *s = NULL;
     char err[512];
-    assert_int_equal(state_open(dir, &o, &s, err, sizeof(err)), 0);
+    state_store *s = fx_store_read(dir);
+    assert_non_null(s);
     uint64_t n = 0;
     assert_int_equal(state_foreach_user(s, -1, count_cb, &n, err, sizeof(err)), 0);
     for (int p = 0; p < PARTS; p++) {
@@ -38,14 +35,22 @@ static uint64_t stored(const char *dir, int owned[PARTS], int64_t *offsets) {
     return n;
 }
 
-static void test_two_members_split_the_work(void **st) {
+/* A test's directory (dir[512]), a model in it (model[600]) and a broker
+ * with the processor's three topics. */
+static producer_broker *start_world(const char *name, char *dir, char *model) {
     const char *topics[] = {"events", "recommendations", "events.dlq"};
-    char dir[512], model[600], sd[2][600], err[512];
-    fx_dir(dir, sizeof(dir), "consumer-group");
-    snprintf(model, sizeof(model), "%s/model.bin", dir);
+    char err[512];
+    fx_dir(dir, 512, name);
+    snprintf(model, 600, "%s/model.bin", dir);
     fx_model(model, 30, 3, NULL);
     producer_broker *b = producer_broker_start(PARTS, topics, 3, err, sizeof(err));
     assert_non_null(b);
+    return b;
+}
+
+static void test_two_members_split_the_work(void **st) {
+    char dir[512], model[600], sd[2][600];
+    producer_broker *b = start_world("consumer-group", dir, model);
     fx_proc p[2];
     for (int i = 0; i < 2; i++) {
         snprintf(sd[i], sizeof(sd[i]), "%s/state%d", dir, i);
@@ -89,12 +94,9 @@ static void test_two_members_split_the_work(void **st) {
  * stored next offset (every event of the partition so far, once), i.e. the
  * store holds whole batches only. Adds the offsets to next[]. */
 static void check_whole_batches(const char *dir, int64_t next[PARTS]) {
-    state_options o;
-    state_options_default(&o);
-    o.read_only = 1;
-    state_store *s = NULL;
     char err[512];
-    assert_int_equal(state_open(dir, &o, &s, err, sizeof(err)), 0);
+    state_store *s = fx_store_read(dir);
+    assert_non_null(s);
     for (int p = 0; p < PARTS; p++) {
         uint64_t n = 0;
         int64_t off = 0;
@@ -147,13 +149,8 @@ static int produce_until_joined(const char *brokers, fx_proc *q) {
  * the events up to its stored offset, and the partitions' ends are all
  * reached by one store or the other. */
 static void test_revoke_drains_pending_batches(void **st) {
-    const char *topics[] = {"events", "recommendations", "events.dlq"};
-    char dir[512], model[600], sd[2][600], err[512];
-    fx_dir(dir, sizeof(dir), "consumer-revoke");
-    snprintf(model, sizeof(model), "%s/model.bin", dir);
-    fx_model(model, 30, 3, NULL);
-    producer_broker *b = producer_broker_start(PARTS, topics, 3, err, sizeof(err));
-    assert_non_null(b);
+    char dir[512], model[600], sd[2][600];
+    producer_broker *b = start_world("consumer-revoke", dir, model);
     const char *brokers = producer_broker_bootstraps(b);
     assert_int_equal(producer_broker_set_rtt(b, 1, 100), 0);
     fx_proc p[2];

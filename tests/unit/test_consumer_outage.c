@@ -54,12 +54,9 @@ static int count_cb(int32_t partition, const char *user_id, size_t len, const st
 
 /* Events in all histories, and the sum of stored offsets. */
 static void stored(const world *w, uint64_t *events, int64_t *offsets) {
-    state_options o;
-    state_options_default(&o);
-    o.read_only = 1;
-    state_store *s = NULL;
     char err[512];
-    assert_int_equal(state_open(w->state_dir, &o, &s, err, sizeof(err)), 0);
+    state_store *s = fx_store_read(w->state_dir);
+    assert_non_null(s);
     *events = 0;
     *offsets = 0;
     assert_int_equal(state_foreach_user(s, -1, count_cb, events, err, sizeof(err)), 0);
@@ -160,12 +157,9 @@ static int history_cb(int32_t partition, const char *user_id, size_t len, const 
 }
 
 static void check_histories(const world *w, int n) {
-    state_options o;
-    state_options_default(&o);
-    o.read_only = 1;
-    state_store *s = NULL;
     char err[512];
-    assert_int_equal(state_open(w->state_dir, &o, &s, err, sizeof(err)), 0);
+    state_store *s = fx_store_read(w->state_dir);
+    assert_non_null(s);
     assert_int_equal(state_foreach_user(s, -1, history_cb, &n, err, sizeof(err)), 0);
     state_close(s);
 }

@@ -53,12 +53,9 @@ static void proc_config(fx_proc *p, const world *w) {
 
 /* Sum of the stored offsets of the events topic. */
 static int64_t stored_offsets(const world *w) {
-    state_options o;
-    state_options_default(&o);
-    o.read_only = 1;
-    state_store *s = NULL;
     char err[512];
-    assert_int_equal(state_open(w->state_dir, &o, &s, err, sizeof(err)), 0);
+    state_store *s = fx_store_read(w->state_dir);
+    assert_non_null(s);
     int64_t sum = 0;
     for (int p = 0; p < PARTS; p++) {
         int64_t next = 0;
@@ -76,12 +73,9 @@ static int count_cb(int32_t partition, const char *user_id, size_t len, const st
 }
 
 static uint64_t stored_events(const world *w) {
-    state_options o;
-    state_options_default(&o);
-    o.read_only = 1;
-    state_store *s = NULL;
     char err[512];
-    assert_int_equal(state_open(w->state_dir, &o, &s, err, sizeof(err)), 0);
+    state_store *s = fx_store_read(w->state_dir);
+    assert_non_null(s);
     uint64_t n = 0;
     assert_int_equal(state_foreach_user(s, -1, count_cb, &n, err, sizeof(err)), 0);
     state_close(s);
