@@ -31,10 +31,7 @@ int codec_iso8601_parse(const char *s, size_t len, int64_t *ms);
 /* ---- Growable buffer. */
 void codec_buf_reserve(codec_buf *b, size_t extra);
 void codec_buf_put(codec_buf *b, const void *p, size_t n);
-/* Decimal digits of v into dst (no NUL; at most 20); returns the count.
- * snprintf("%lld") costs ~10x this on the output path. */
-int codec_u64_digits(char *dst, uint64_t v);
-void codec_buf_put_i64(codec_buf *b, int64_t v); /* v in decimal */
+void codec_buf_put_i64(codec_buf *b, int64_t v); /* v in decimal, without printf */
 static inline void codec_buf_putc(codec_buf *b, char c) {
     if (b->len + 1 > b->cap) codec_buf_reserve(b, 1);
     b->data[b->len++] = c;
