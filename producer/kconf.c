@@ -101,11 +101,9 @@ const char *producer_kconf_get(const producer_kconf *kc, const char *key) {
  * rewritten URL. */
 static const char *shown(const char *key, const char *value, char *buf, size_t size) {
     if (util_is_secret_key(key)) return "[redacted]";
-    const char *scheme = strstr(value, "://");
-    const char *host = scheme ? scheme + 3 : NULL, *at = host ? strchr(host, '@') : NULL;
-    const char *slash = host ? strchr(host, '/') : NULL;
-    if (!at || (slash && slash < at)) return value;
-    snprintf(buf, size, "%.*s[redacted]%s", (int)(host - value), value, at);
+    size_t from, to;
+    if (!util_url_userinfo(value, &from, &to)) return value;
+    snprintf(buf, size, "%.*s[redacted]%s", (int)from, value, value + to - 1);
     return buf;
 }
 

@@ -63,16 +63,13 @@ static void curl_init_once(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-/* "http://user:pw@host:8081/" -> "http://host:8081" (a copy). */
+/* "http://user:pw@host:8081" -> "http://host:8081" (a copy). */
 static char *strip_userinfo(const char *url) {
-    const char *scheme = strstr(url, "://");
-    const char *host = scheme ? scheme + 3 : url;
-    const char *slash = strchr(host, '/'), *at = strchr(host, '@');
-    if (!at || (slash && at > slash)) return util_strdup(url);
-    size_t head = (size_t)(host - url);
-    char *out = util_malloc(strlen(url) + 1);
-    memcpy(out, url, head);
-    strcpy(out + head, at + 1);
+    size_t from, to;
+    if (!util_url_userinfo(url, &from, &to)) return util_strdup(url);
+    char *out = util_malloc(strlen(url) - (to - from) + 1);
+    memcpy(out, url, from);
+    strcpy(out + from, url + to);
     return out;
 }
 

@@ -92,6 +92,16 @@ void *util_realloc(void *p, size_t n) {
     return q;
 }
 
+int util_url_userinfo(const char *url, size_t *from, size_t *to) {
+    const char *scheme = strstr(url, "://");
+    if (!scheme) return 0;
+    const char *host = scheme + 3, *at = strchr(host, '@'), *slash = strchr(host, '/');
+    if (!at || (slash && slash < at)) return 0;
+    *from = (size_t)(host - url);
+    *to = (size_t)(at + 1 - url);
+    return 1;
+}
+
 size_t util_sink_write(char *ptr, size_t size, size_t nmemb, void *sink) {
     util_sink *b = sink;
     size_t n = size * nmemb;

@@ -51,6 +51,11 @@ void *util_realloc(void *p, size_t n);
 char *util_strdup(const char *s);
 char *util_strndup(const char *s, size_t n);
 
+/* Where a URL's user part lies ("https://user:pw@host/..."): returns 1 and
+ * [*from, *to) spanning "user:pw@", or 0 when the URL has none (or no
+ * scheme). For printing URLs without their credentials. */
+int util_url_userinfo(const char *url, size_t *from, size_t *to);
+
 /* A growing, NUL-terminated byte buffer with a limit, filled by
  * util_sink_write, whose signature is the one libcurl's
  * CURLOPT_WRITEFUNCTION wants: it returns size * nmemb, or 0 once the

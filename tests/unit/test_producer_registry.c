@@ -207,6 +207,8 @@ static void test_basic_auth_and_no_leaks(void **state) {
     snprintf(url, sizeof(url), "http://app:s3cret-pw@%s", f.url + strlen("http://"));
     r = client(url, NULL, NULL);
     assert_null(strstr(producer_registry_url(r), "s3cret"));
+    assert_null(strstr(producer_registry_url(r), "@")); /* the whole user part */
+    assert_non_null(strstr(producer_registry_url(r), "http://127.0.0.1:"));
     assert_int_equal(producer_registry_subject_id(r, "t-value", schema_a, &id, err, 512), 0);
     assert_int_equal(producer_registry_schema_by_id(r, 999, &json, err, sizeof(err)), 0);
     assert_null(strstr(err, "s3cret"));
