@@ -12,20 +12,6 @@
 
 #include "util.h"
 
-static const char *const blend_names[] = {"interleave", "weighted", "online",
-                                          "offline",    "popular",  "rerank"};
-#define N_BLEND (sizeof(blend_names) / sizeof(*blend_names))
-
-int ab_blend_parse(const char *s) {
-    for (size_t i = 0; i < N_BLEND; i++)
-        if (!strcmp(s, blend_names[i])) return (int)i;
-    return -1;
-}
-
-const char *ab_blend_name(model_blend_strategy s) {
-    return (unsigned)s < N_BLEND ? blend_names[s] : "?";
-}
-
 void ab_init(ab_config *ab) {
     memset(ab, 0, sizeof(*ab));
 }
@@ -66,7 +52,7 @@ static int variant_key(ab_variant *v, const char *key, const char *val, char *er
         return 0;
     }
     if (!strcmp(key, "blend")) {
-        int b = ab_blend_parse(val);
+        int b = model_blend_strategy_parse(val);
         if (b < 0)
             return snprintf(errstr, errstr_size,
                             "blend '%s': use interleave, weighted, online, offline, popular or "

@@ -67,10 +67,6 @@ double ab_point(const ab_config *ab, const char *user_id, size_t len);
 /* Names of the variants in order, for metrics_new. */
 void ab_variant_names(const ab_config *ab, const char *names[AB_MAX_VARIANTS]);
 
-/* Parses / names a blending strategy ("interleave", ...); -1 if none. */
-int ab_blend_parse(const char *s);
-const char *ab_blend_name(model_blend_strategy s);
-
 /* Online evaluation of one event, called BEFORE the user's state is updated
  * with it: counts the user for the variant, and when a list was published to
  * the user before (n_published > 0), one exposure, the items of each source

@@ -138,14 +138,6 @@ static int is_ip(const char *s) {
     return inet_pton(AF_INET, s, addr) == 1 || inet_pton(AF_INET6, s, addr) == 1;
 }
 
-static int parse_blend(const char *s) {
-    static const char *names[] = {"interleave", "weighted", "online",
-                                  "offline",    "popular",  "rerank"};
-    for (int i = 0; i < (int)(sizeof(names) / sizeof(*names)); i++)
-        if (!strcmp(s, names[i])) return i;
-    return -1;
-}
-
 /* Without --variant, the one arm "default" blends as --blend says. */
 static int finish_ab(run_cli *rc, const util_cli *cli) {
     char err[256];
@@ -164,7 +156,7 @@ static int finish_ab(run_cli *rc, const util_cli *cli) {
 
 int run_cli_finish(run_cli *rc, const util_cli *cli) {
     run_config *c = &rc->cfg;
-    int fmt = codec_format_parse(rc->format), blend = parse_blend(rc->blend);
+    int fmt = codec_format_parse(rc->format), blend = model_blend_strategy_parse(rc->blend);
     if (fmt < 0) return util_cli_error(cli, "--output-format: expected json, avro or avro-framed");
     if (blend < 0) return util_cli_error(cli, "--blend: unknown strategy '%s'", rc->blend);
     if (strcmp(c->offset_reset, "earliest") && strcmp(c->offset_reset, "latest"))
