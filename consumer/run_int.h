@@ -44,6 +44,8 @@ typedef struct run_pend_user {
     state_user *rec; /* owned */
 } run_pend_user;
 
+typedef struct run_commit run_commit;
+
 /* A batch whose outputs are produced and whose write batch (records +
  * offsets) waits for their acknowledgements (run_pipe.c). */
 typedef struct run_pend {
@@ -52,7 +54,8 @@ typedef struct run_pend {
     uint64_t outstanding; /* records handed over and not yet reported */
     int failed;           /* a record finally failed, or the batch could not be built */
     char why[256];        /* the first failure */
-    state_batch *wb;      /* held, committed when outstanding reaches 0 */
+    state_batch *wb;      /* held until outstanding reaches 0, then handed to */
+    run_commit *commit;   /* the writer (run_write.c) */
     run_part *parts;      /* where each partition of the batch starts and ends */
     size_t n_parts;
     run_pend_user *users; /* sorted by (partition, user id), as group_users cuts them */
@@ -98,6 +101,20 @@ typedef void (*run_par_fn)(void *ctx, size_t i, int worker);
 run_par *run_par_start(void);
 void run_par_stop(run_par *p);
 void run_par_for(run_par *p, size_t n, run_par_fn fn, void *ctx);
+
+/* run_write.c: commits write batches in order on a thread of its own. */
+typedef struct run_writer run_writer;
+run_writer *run_writer_start(void);
+void run_writer_stop(run_writer *w);
+/* Queues wb (taken) behind the batches handed before it. */
+run_commit *run_writer_submit(run_writer *w, state_batch *wb);
+/* 0 while queued or being written, 1 written, -1 not written (*why). */
+int run_commit_status(const run_commit *j, const char **why);
+/* Frees a commit whose status is no longer 0. */
+void run_commit_free(run_commit *j);
+/* Waits until every commit handed over is done; after a failure, later
+ * ones are refused until this is called. */
+void run_writer_idle(run_writer *w);
 
 typedef struct run_ctx {
     const run_config *cfg;       /* &cfg_copy */
@@ -145,6 +162,7 @@ typedef struct run_ctx {
 
     run_recs recs[RUN_PAR_WORKERS]; /* scoring scratch per worker; [0] the loop's */
     run_par *par;
+    run_writer *writer;
 } run_ctx;
 
 /* How long a stopping or revoked processor waits for pending batches'

@@ -5,9 +5,11 @@
  *   batch N processed -> its write batch (records + offsets) held here
  *   -> later batches processed meanwhile, reading a user's record through
  *      the pending batches first (newest wins), then the store
- *   -> when every record of the OLDEST pending batch is acknowledged, its
- *      write batch is committed; strictly in order, so the store only ever
- *      holds a prefix of the stream
+ *   -> when every record of a batch and of all earlier ones is
+ *      acknowledged, its write batch goes to the writer thread
+ *      (run_write.c), which commits strictly in order, so the store only
+ *      ever holds a prefix of the stream; the batch (and its overlay)
+ *      stays here until its commit is done
  *   -> when a record of batch N finally fails: N and every later batch are
  *      discarded (none of them reached the store), the partitions are
  *      sought back to where the earliest discarded batch started them, and
@@ -15,8 +17,9 @@
  *
  * Records name their batch by the delivery opaque (sequence number, DLQ
  * flag, A/B variant), so late reports of a discarded batch are recognised
- * and ignored. Everything runs on the loop thread: delivery reports are
- * served by producer_out_poll/send, which the loop calls. */
+ * and ignored. Apart from the commits, everything runs on the loop thread:
+ * delivery reports are served by producer_out_poll/send, which the loop
+ * calls. */
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -34,6 +37,7 @@ _Static_assert(AB_MAX_VARIANTS <= OPQ_VARIANT, "the delivery opaque carries the 
 void run_pipe_init(run_ctx *c) {
     c->pend = util_calloc((size_t)c->cfg->max_inflight_batches + 1, sizeof(*c->pend));
     c->next_seq = 1;
+    c->writer = run_writer_start();
 }
 
 static void pend_free(run_pend *p) {
@@ -43,14 +47,18 @@ static void pend_free(run_pend *p) {
     }
     free(p->users);
     free(p->parts);
-    if (p->wb) state_batch_free(p->wb);
+    state_batch_free(p->wb);
+    run_commit_free(p->commit);
     memset(p, 0, sizeof(*p));
 }
 
 void run_pipe_free(run_ctx *c) {
+    if (c->writer) run_writer_idle(c->writer);
     for (size_t i = 0; i < c->n_pend; i++) pend_free(&c->pend[i]);
     free(c->pend);
     free(c->seek);
+    run_writer_stop(c->writer);
+    c->writer = NULL;
     c->pend = NULL;
     c->seek = NULL;
     c->n_pend = c->n_seek = 0;
@@ -145,9 +153,19 @@ void run_pipe_forget(run_ctx *c, int32_t partition) {
         }
 }
 
+static void finish_oldest(run_ctx *c);
+
 /* Discards pend[from..]: their state never reached the store; where each of
  * their partitions started is noted for the seek-back. */
 static void discard_from(run_ctx *c, size_t from, const char *why) {
+    /* A commit in flight may still land: wait for the writer, and let what
+     * it wrote leave as written (re-reading it would apply it twice). */
+    run_writer_idle(c->writer);
+    while (c->n_pend && c->pend[0].commit && run_commit_status(c->pend[0].commit, NULL) > 0) {
+        finish_oldest(c);
+        if (from) from--;
+    }
+    if (from >= c->n_pend) return;
     size_t events = 0;
     for (size_t i = from; i < c->n_pend; i++) {
         run_pend *p = &c->pend[i];
@@ -187,13 +205,9 @@ static void add_counts(run_stats *s, const run_counts *bc) {
     s->batches++;
 }
 
-/* Commits the oldest pending batch. Returns 0, or -1 (errstr). */
-static int write_oldest(run_ctx *c, char *errstr, size_t errsz) {
+/* The oldest pending batch is written: it leaves the pipeline. */
+static void finish_oldest(run_ctx *c) {
     run_pend *p = &c->pend[0];
-    int64_t t0 = util_mono_ns();
-    int rc = state_batch_commit(p->wb, errstr, errsz);
-    c->stats.ns_state += (uint64_t)(util_mono_ns() - t0);
-    if (rc) return -1;
     store_group_offsets(c, p);
     add_counts(&c->stats, &p->counts);
     snprintf(c->stats.model_version, sizeof(c->stats.model_version), "%s", p->model_version);
@@ -205,24 +219,49 @@ static int write_oldest(run_ctx *c, char *errstr, size_t errsz) {
         c->stats.reload_failures = reload_failures(c->rl);
         c->cfg->on_batch(&c->stats, c->cfg->on_batch_opaque);
     }
+}
+
+/* Written batches leave, oldest first; a batch the writer could not write
+ * is discarded with every later one. Returns -1 after a discard. */
+static int finish_written(run_ctx *c) {
+    while (c->n_pend && c->pend[0].commit) {
+        const char *why;
+        int st = run_commit_status(c->pend[0].commit, &why);
+        if (st == 0) return 0;
+        if (st < 0) {
+            char copy[256];
+            snprintf(copy, sizeof(copy), "%s", why);
+            discard_from(c, 0, copy);
+            return -1;
+        }
+        finish_oldest(c);
+    }
     return 0;
 }
 
 void run_pipe_serve(run_ctx *c) {
+    if (finish_written(c)) return;
     for (size_t i = 0; i < c->n_pend; i++)
         if (c->pend[i].failed) {
             char why[sizeof(c->pend[i].why)];
             memcpy(why, c->pend[i].why, sizeof(why));
             discard_from(c, i, why);
-            break;
-        }
-    char err[512];
-    while (c->n_pend && c->pend[0].sealed && !c->pend[0].outstanding) {
-        if (write_oldest(c, err, sizeof(err))) {
-            discard_from(c, 0, err);
             return;
         }
-    }
+    /* Hand every acknowledged batch over, in order; none after one that is
+     * not. */
+    for (size_t i = 0; i < c->n_pend && c->pend[i].sealed && !c->pend[i].outstanding; i++)
+        if (!c->pend[i].commit) {
+            c->pend[i].commit = run_writer_submit(c->writer, c->pend[i].wb);
+            c->pend[i].wb = NULL;
+        }
+    finish_written(c);
+}
+
+/* How long to wait for deliveries: briefly while a commit is in flight,
+ * whose end no delivery report announces. */
+static int wait_ms(const run_ctx *c) {
+    return c->n_pend && c->pend[0].commit ? 1 : 100;
 }
 
 /* ==== Waiting ==== */
@@ -231,7 +270,7 @@ void run_pipe_wait_room(run_ctx *c) {
     int64_t t0 = util_mono_ns();
     size_t max = (size_t)c->cfg->max_inflight_batches;
     while (c->n_pend >= max && !*c->stop && !c->fatal && !c->need_seek) {
-        producer_out_poll(c->out, 100);
+        producer_out_poll(c->out, wait_ms(c));
         run_pipe_serve(c);
     }
     c->stats.ns_wait += (uint64_t)(util_mono_ns() - t0);
@@ -241,7 +280,7 @@ void run_pipe_drain(run_ctx *c, int64_t grace_ms) {
     int64_t t0 = util_mono_ns(), give_up = util_now_ms() + grace_ms;
     run_pipe_serve(c);
     while (c->n_pend && util_now_ms() < give_up) {
-        producer_out_poll(c->out, 100);
+        producer_out_poll(c->out, wait_ms(c));
         run_pipe_serve(c);
     }
     c->stats.ns_wait += (uint64_t)(util_mono_ns() - t0);
