@@ -19,13 +19,11 @@ rd_kafka_conf_t *bench_client_conf(const producer_kconf *kc, const char *brokers
                                    char *errstr, size_t errsz) {
     rd_kafka_conf_t *conf = producer_kconf_build(kc, brokers, errstr, errsz);
     if (!conf || !group) return conf;
-    /* The processor's own consumer settings, so the bound is comparable:
-     * like the processor's, its fetch wait is 100 ms unless -X says. */
-    const char *fetch_wait = producer_kconf_get(kc, "fetch.wait.max.ms");
+    /* The processor's own fetch settings, so that the bound is comparable. */
     if (set(conf, "group.id", group, errstr, errsz) ||
         set(conf, "auto.offset.reset", "earliest", errstr, errsz) ||
         set(conf, "enable.partition.eof", "false", errstr, errsz) ||
-        set(conf, "fetch.wait.max.ms", fetch_wait ? fetch_wait : "100", errstr, errsz)) {
+        run_consumer_defaults(conf, kc, errstr, errsz)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }

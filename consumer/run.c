@@ -30,6 +30,30 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
     return 0; /* librdkafka frees json */
 }
 
+/* Fetching, where -X does not say otherwise:
+ * - The embedded broker holds an empty fetch for the whole wait (real
+ *   brokers answer as soon as data arrives): keep it short for latency.
+ * - librdkafka 2.0 stops fetching once queued.min.messages (100 000) are
+ *   queued, counted over the whole consumer queue, and fetches again only
+ *   when its broker thread next wakes, up to ~1 s later; at 120 000
+ *   events/s that queue ran dry in 0.8 s, and the loop waited for input a
+ *   third of its time. The queue is therefore bounded by bytes alone
+ *   (16 MB, ~160 000 JSON events), which also keeps prefetch memory
+ *   fixed. */
+int run_consumer_defaults(rd_kafka_conf_t *conf, const producer_kconf *kc, char *errstr,
+                          size_t errsz) {
+    static const char *const defaults[][2] = {
+        {"fetch.wait.max.ms", "100"},
+        {"queued.min.messages", "10000000"},
+        {"queued.max.messages.kbytes", "16384"},
+    };
+    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
+        if (!producer_kconf_get(kc, defaults[i][0]) &&
+            conf_set(conf, defaults[i][0], defaults[i][1], errstr, errsz))
+            return -1;
+    return 0;
+}
+
 /* Our consumer settings; a -X of the same key wins where that is safe. */
 static int consumer_conf(run_ctx *c, const producer_kconf *kc, rd_kafka_conf_t *conf, char *errstr,
                          size_t errsz) {
@@ -41,11 +65,8 @@ static int consumer_conf(run_ctx *c, const producer_kconf *kc, rd_kafka_conf_t *
     if (!rc) rc = conf_set(conf, "enable.auto.offset.store", "false", errstr, errsz);
     if (!rc) rc = conf_set(conf, "auto.offset.reset", cfg->offset_reset, errstr, errsz);
     if (!rc) rc = conf_set(conf, "enable.partition.eof", "false", errstr, errsz);
+    if (!rc) rc = run_consumer_defaults(conf, kc, errstr, errsz);
     /* librdkafka's statistics carry each partition's high watermark: lag. */
-    /* The embedded broker holds an empty fetch for the whole wait (real
-     * brokers answer as soon as data arrives): keep it short for latency. */
-    if (!rc && !producer_kconf_get(kc, "fetch.wait.max.ms"))
-        rc = conf_set(conf, "fetch.wait.max.ms", "100", errstr, errsz);
     if (!rc && !producer_kconf_get(kc, "statistics.interval.ms"))
         rc = conf_set(conf, "statistics.interval.ms", "5000", errstr, errsz);
     if (rc) return -1;

@@ -104,6 +104,12 @@ typedef struct run_config {
 /* Fills every field with its default (brokers, model_path, kconf NULL). */
 void run_config_default(run_config *cfg);
 
+/* The processor's fetch settings (fetch wait, prefetch queue) for those
+ * -X does not set; bench gives its transport bound the same, so that the
+ * two are comparable. Returns 0, or -1 (errstr). */
+int run_consumer_defaults(rd_kafka_conf_t *conf, const producer_kconf *kc, char *errstr,
+                          size_t errsz);
+
 /* Runs the processor until *stop is non-zero (e.g. set by a signal handler)
  * or a fatal error. Returns 0 after a clean shutdown, -1 with errstr when it
  * could not start (bad config, unreadable model, state store unavailable,
