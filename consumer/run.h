@@ -48,8 +48,8 @@ typedef struct run_stats {
     uint64_t ns_state;      /* multi-get, record updates, the write batch */
     uint64_t ns_scoring;    /* online scores, blend, encoding the list */
     uint64_t ns_produce;    /* handing records to the producer */
-    uint64_t ns_wait;       /* waiting for acknowledgements: a full pipeline,
-                               the drain at a stop or a revoke */
+    uint64_t ns_wait;       /* waiting for acknowledgements and commits: a
+                               full pipeline, the drain at a stop or a revoke */
     char model_version[64]; /* in use at the last batch */
     char offline_version[64];
 } run_stats;
