@@ -163,14 +163,24 @@ static int train_model(const bench_opts *o, const model_dataset *ds, uint32_t k,
 
 /* ==== Report ==== */
 
-static double share(uint64_t ns, const run_stats *s) {
-    double all = (double)(s->ns_gather + s->ns_decode + s->ns_state + s->ns_scoring +
-                          s->ns_produce + s->ns_wait);
-    return all > 0 ? (double)ns / all : 0;
-}
+/* The loop's stages as the split reports them: JSON key, text label. */
+#define SPLIT_STAGES 6
+static const char *const split_key[SPLIT_STAGES] = {"gather",  "decode",  "state",
+                                                    "scoring", "produce", "wait_acks"};
+static const char *const split_label[SPLIT_STAGES] = {
+    "gather", "decode", "state", "scoring", "produce", "waiting for acks and commits"};
 
-static double per_event_us(uint64_t ns, uint64_t n) {
-    return n ? (double)ns / 1e3 / (double)n : 0;
+/* Each stage's time per event (us) and share of the loop's time. */
+static void split(const run_stats *s, uint64_t n, double us[SPLIT_STAGES],
+                  double share[SPLIT_STAGES]) {
+    const uint64_t ns[SPLIT_STAGES] = {s->ns_gather,  s->ns_decode,  s->ns_state,
+                                       s->ns_scoring, s->ns_produce, s->ns_wait};
+    double all = 0;
+    for (int i = 0; i < SPLIT_STAGES; i++) all += (double)ns[i];
+    for (int i = 0; i < SPLIT_STAGES; i++) {
+        us[i] = n ? (double)ns[i] / 1e3 / (double)n : 0;
+        share[i] = all > 0 ? (double)ns[i] / all : 0;
+    }
 }
 
 static json_t *latency_json(const bench_opts *o, const bench_latency *l) {
@@ -183,14 +193,12 @@ static json_t *latency_json(const bench_opts *o, const bench_latency *l) {
 static json_t *report_json(const bench_opts *o, const bench_report *r, int batch_size) {
     const run_stats *s = &r->tp.st;
     uint64_t n = r->tp.applied;
-    json_t *split = json_object();
-    const char *names[] = {"gather", "decode", "state", "scoring", "produce", "wait_acks"};
-    const uint64_t ns[] = {s->ns_gather,  s->ns_decode,  s->ns_state,
-                           s->ns_scoring, s->ns_produce, s->ns_wait};
-    for (size_t i = 0; i < sizeof(ns) / sizeof(*ns); i++)
-        json_object_set_new(split, names[i],
-                            json_pack("{s:f,s:f}", "us_per_event", per_event_us(ns[i], n), "share",
-                                      share(ns[i], s)));
+    double us[SPLIT_STAGES], sh[SPLIT_STAGES];
+    split(s, n, us, sh);
+    json_t *stages = json_object();
+    for (int i = 0; i < SPLIT_STAGES; i++)
+        json_object_set_new(stages, split_key[i],
+                            json_pack("{s:f,s:f}", "us_per_event", us[i], "share", sh[i]));
     json_t *j = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:f,s:f}", "events", (json_int_t)o->events,
                           "users", (json_int_t)o->users, "items", (json_int_t)o->items,
                           "partitions", (json_int_t)o->partitions, "factors",
@@ -212,7 +220,7 @@ static json_t *report_json(const bench_opts *o, const bench_report *r, int batch
                         json_real(n ? (double)r->tp.write_bytes / (double)n : 0));
     json_object_set_new(j, "state_dir_bytes", json_integer((json_int_t)r->tp.state_dir_bytes));
     json_object_set_new(j, "peak_rss_mb", json_real((double)r->max_rss_kb / 1024.0));
-    json_object_set_new(j, "time_split", split);
+    json_object_set_new(j, "time_split", stages);
     if (r->lat_done) {
         json_object_set_new(j, "latency", latency_json(o, &r->lat));
         json_object_set_new(j, "latency_floor", latency_json(o, &r->floor_lat));
@@ -228,7 +236,6 @@ static void latency_text(const char *what, const bench_latency *l) {
 }
 
 static void report_text(const bench_opts *o, const bench_report *r, int batch_size) {
-    const run_stats *s = &r->tp.st;
     uint64_t n = r->tp.applied;
     printf("stream      %" PRId64 " events, %" PRId64 " users, %" PRId64 " items, %" PRId64
            " partitions (produced in %.1f s)\n",
@@ -251,15 +258,12 @@ static void report_text(const bench_opts *o, const bench_report *r, int batch_si
     printf("rocksdb     %.0f bytes written per event; state dir %.1f MB\n",
            n ? (double)r->tp.write_bytes / (double)n : 0, (double)r->tp.state_dir_bytes / 1e6);
     printf("cpu         %.1f s process CPU over %.1f s wall\n", r->tp.cpu_s, r->tp.wall_s);
-    printf("split       gather %.1f us (%.0f%%), decode %.1f us (%.0f%%), state %.1f us (%.0f%%), "
-           "scoring %.1f us (%.0f%%), produce %.1f us (%.0f%%), waiting for acks %.1f us (%.0f%%) "
-           "per event\n",
-           per_event_us(s->ns_gather, n), 100 * share(s->ns_gather, s),
-           per_event_us(s->ns_decode, n), 100 * share(s->ns_decode, s),
-           per_event_us(s->ns_state, n), 100 * share(s->ns_state, s),
-           per_event_us(s->ns_scoring, n), 100 * share(s->ns_scoring, s),
-           per_event_us(s->ns_produce, n), 100 * share(s->ns_produce, s),
-           per_event_us(s->ns_wait, n), 100 * share(s->ns_wait, s));
+    double us[SPLIT_STAGES], sh[SPLIT_STAGES];
+    split(&r->tp.st, n, us, sh);
+    printf("split      ");
+    for (int i = 0; i < SPLIT_STAGES; i++)
+        printf("%s %s %.1f us (%.0f%%)", i ? "," : "", split_label[i], us[i], 100 * sh[i]);
+    printf(" per event\n");
 }
 
 /* ==== The command ==== */
