@@ -159,11 +159,20 @@ static void finish_oldest(run_ctx *c);
  * their partitions started is noted for the seek-back. */
 static void discard_from(run_ctx *c, size_t from, const char *why) {
     /* A commit in flight may still land: wait for the writer, and let what
-     * it wrote leave as written (re-reading it would apply it twice). */
+     * it wrote leave as written (re-reading it would apply it twice). A
+     * commit that failed takes every later batch with it, so that the
+     * writer, which refused them, may write again afterwards. */
     run_writer_idle(c->writer);
     while (c->n_pend && c->pend[0].commit && run_commit_status(c->pend[0].commit, NULL) > 0) {
         finish_oldest(c);
         if (from) from--;
+    }
+    char commit_why[256];
+    if (c->n_pend && c->pend[0].commit) { /* its commit failed */
+        run_commit_status(c->pend[0].commit, &why);
+        snprintf(commit_why, sizeof(commit_why), "%s", why);
+        why = commit_why;
+        from = 0;
     }
     if (from >= c->n_pend) return;
     size_t events = 0;
@@ -222,25 +231,23 @@ static void finish_oldest(run_ctx *c) {
 }
 
 /* Written batches leave, oldest first; a batch the writer could not write
- * is discarded with every later one. Returns -1 after a discard. */
-static int finish_written(run_ctx *c) {
+ * is discarded with every later one. */
+static void finish_written(run_ctx *c) {
     while (c->n_pend && c->pend[0].commit) {
         const char *why;
         int st = run_commit_status(c->pend[0].commit, &why);
-        if (st == 0) return 0;
+        if (st == 0) return;
         if (st < 0) {
             char copy[256];
             snprintf(copy, sizeof(copy), "%s", why);
             discard_from(c, 0, copy);
-            return -1;
+            return;
         }
         finish_oldest(c);
     }
-    return 0;
 }
 
 void run_pipe_serve(run_ctx *c) {
-    if (finish_written(c)) return;
     for (size_t i = 0; i < c->n_pend; i++)
         if (c->pend[i].failed) {
             char why[sizeof(c->pend[i].why)];
