@@ -57,7 +57,7 @@ for _ in $(seq 100); do [ -s "$T/broker.out" ] && break; sleep 0.1; done
 B=$(head -1 "$T/broker.out")
 [ -n "$B" ] || fail "broker printed no address"
 "$RECSTREAM" train --input "$T/events.tsv" --header --model-out "$T/model.bin" \
-  --factors 8 --iterations 3 >"$T/train.out" 2>"$T/train.err" ||
+  --offline-out "$T/offline.avro" --factors 8 --iterations 3 >"$T/train.out" 2>"$T/train.err" ||
   { cat "$T/train.err" >&2; fail "recstream train"; }
 
 # ---- produce the stream while the processor is being killed. A start costs
