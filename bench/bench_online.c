@@ -1,7 +1,9 @@
 /* bench_online: ns per call of the online scorer and the blender, the
  * per-user work of `recstream run` after the state read: model_online_add
  * (one event's K neighbours into the accumulator), a whole window rebuilt
- * (H adds, what the processor does per touched user), model_online_top (the
+ * (H adds), model_online_rebuild (the same with a quarter of the window's
+ * items repeated, merged; what the processor does per touched user),
+ * model_online_top (the
  * best n of the accumulated candidates) and model_blend (online, offline,
  * popular into one list). The model is trained on a synthetic stream, so
  * neighbour lists have the real shape.
@@ -106,6 +108,19 @@ int main(int argc, char **argv) {
     }
     report("window rebuilt (reset + H adds)", t0, windows);
 
+    /* What run does: the window at once, a quarter of its events repeating
+     * an item already in it (as in the bench's stream), repeats merged. */
+    model_online_event *wev = util_malloc(c.h * sizeof(*wev));
+    for (uint32_t i = 0; i < c.h; i++)
+        wev[i] = (model_online_event){i && next(4) == 0 ? wev[next(i)].item : win[i],
+                                      CODEC_EVENT_LISTEN, -1, now - i};
+    t0 = util_mono_ns();
+    for (long w = 0; w < windows; w++) {
+        wev[w % c.h].ts_ms++; /* not the very same window each time */
+        model_online_rebuild(acc, m, &op, wev, c.h);
+    }
+    report("model_online_rebuild (25% repeats)", t0, windows);
+
     uint32_t *items = util_malloc(c.n * sizeof(*items));
     float *scores = util_malloc(c.n * sizeof(*scores));
     size_t got = 0;
@@ -145,7 +160,7 @@ int main(int argc, char **argv) {
         if (k == 0) die("blend", "empty lists");
     }
     free(on), free(off), free(pop), free(off_s), free(pop_s), free(out);
-    free(items), free(scores), free(win);
+    free(items), free(scores), free(win), free(wev);
     model_online_free(acc);
     model_free(m);
     return 0;

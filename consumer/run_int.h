@@ -68,6 +68,7 @@ typedef struct run_pend {
 /* Scratch of run_recs_compute, reused for every user. */
 typedef struct run_recs {
     model_online *acc;
+    model_online_event *win; /* the window's known events, for the rebuild */
     uint32_t *exclude, *on_items;
     float *on_scores, *pop_scores, *off_scores;
     const char **on_names, **pop_names, **off_names;

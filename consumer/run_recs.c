@@ -21,6 +21,7 @@ void run_recs_init(run_recs *r) {
 
 void run_recs_free(run_recs *r) {
     model_online_free(r->acc);
+    free(r->win);
     free(r->exclude);
     free(r->on_items);
     free(r->on_scores);
@@ -47,6 +48,7 @@ void run_recs_free(run_recs *r) {
 /* Grows the scratch arrays: lists of n entries, exclude of h entries. */
 static void reserve(run_recs *r, size_t n, size_t h) {
     if (h > r->cap_exclude) {
+        r->win = util_realloc(r->win, h * sizeof(*r->win));
         r->exclude = util_realloc(r->exclude, h * sizeof(*r->exclude));
         r->conf = util_realloc(r->conf, h * sizeof(*r->conf));
         r->cap_exclude = h;
@@ -95,19 +97,18 @@ static int in_history(const run_recs *r, const state_user *u, const char *item) 
 static size_t online_list(run_recs *r, const run_config *cfg, const model *m, const state_user *u,
                           int64_t now_ms, size_t n) {
     size_t n_ex = 0;
-    model_online_reset(r->acc);
     for (uint32_t i = 0; i < u->n_events; i++) {
         const state_event *e = &u->events[i];
         uint32_t idx = model_ids_find(m->items, state_user_item(u, e), e->item_len);
         if (idx == MODEL_NONE) continue; /* an item newer than the model */
-        model_online_add(r->acc, m, &cfg->online, idx, (codec_event_type)e->type, e->weight,
-                         e->ts_ms, +1);
+        r->win[n_ex] = (model_online_event){idx, (codec_event_type)e->type, e->weight, e->ts_ms};
         /* the window's known items and their ALS confidence, for fold_in */
         float w = e->weight >= 0 ? e->weight : cfg->online.type_weight[e->type];
         r->conf[n_ex] = 1.0f + m->alpha * w;
         r->exclude[n_ex++] = idx;
     }
     r->n_known = n_ex;
+    model_online_rebuild(r->acc, m, &cfg->online, r->win, n_ex);
     size_t k = model_online_top(r->acc, &cfg->online, now_ms, r->exclude, n_ex, n, r->on_items,
                                 r->on_scores);
     for (size_t i = 0; i < k; i++) r->on_names[i] = model_ids_name(m->items, r->on_items[i]);

@@ -205,6 +205,19 @@ void model_online_reset(model_online *acc);
 /* weight < 0: use the type's weight. sign is +1 to add, -1 to remove. */
 void model_online_add(model_online *acc, const model *m, const model_online_params *p,
                       uint32_t item, codec_event_type type, float weight, int64_t ts_ms, int sign);
+/* One event of a user's window, for model_online_rebuild. weight < 0: the
+ * type's weight. */
+typedef struct model_online_event {
+    uint32_t item;
+    codec_event_type type;
+    float weight;
+    int64_t ts_ms;
+} model_online_event;
+/* Empties the map and adds the window's events: the same scores as a reset
+ * and a model_online_add of each (up to rounding), but an item repeated in
+ * the window spreads over its neighbours once. */
+void model_online_rebuild(model_online *acc, const model *m, const model_online_params *p,
+                          const model_online_event *ev, size_t n);
 /* The best n candidates at time now_ms, skipping the exclude[] items unless
  * include_seen; scores are the decayed values of the formula above. */
 size_t model_online_top(const model_online *acc, const model_online_params *p, int64_t now_ms,

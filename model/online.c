@@ -19,15 +19,23 @@
 
 #define REBASE_EXPONENT 60.0 /* 2^60: far from double's range, rebased rarely */
 
+/* The map: open addressing from item to the position of its entry. The
+ * entries are dense, in the order items arrived, so the top-n scan reads
+ * them front to back instead of hopping over the slots. */
 typedef struct slot {
     uint32_t item;
     uint32_t gen; /* live only when equal to the map's generation */
-    double score;
+    uint32_t pos; /* its entry */
 } slot;
+
+typedef struct entry {
+    double score;
+    uint32_t item;
+} entry;
 
 struct model_online {
     slot *slots;
-    uint32_t *live; /* indices of this generation's slots, so scans touch only them */
+    entry *ent; /* used of them; room for half the slots */
     uint32_t mask, used, gen;
     int64_t anchor_ms;
     int anchored;
@@ -44,7 +52,7 @@ void model_online_params_default(model_online_params *p) {
 
 static void alloc_slots(model_online *acc, uint32_t size) {
     acc->slots = util_calloc(size, sizeof(slot));
-    acc->live = util_malloc((size / 2 + 1) * sizeof(uint32_t)); /* grow() keeps used <= size/2 */
+    acc->ent = util_malloc((size / 2 + 1) * sizeof(entry)); /* grow() keeps used <= size/2 */
     acc->mask = size - 1;
     acc->used = 0;
     acc->gen = 1;
@@ -59,7 +67,7 @@ model_online *model_online_new(void) {
 void model_online_free(model_online *acc) {
     if (!acc) return;
     free(acc->slots);
-    free(acc->live);
+    free(acc->ent);
     free(acc);
 }
 
@@ -74,29 +82,36 @@ void model_online_reset(model_online *acc) {
     }
 }
 
-static slot *find(model_online *acc, uint32_t item) {
+/* The item's entry, a new one (score 0) if it had none. The caller has made
+ * room (grow). */
+static entry *get(model_online *acc, uint32_t item) {
     uint32_t h = (item * 2654435761u) & acc->mask;
     for (;;) {
         slot *s = &acc->slots[h];
-        if (s->gen != acc->gen || s->item == item) return s;
+        if (s->gen != acc->gen) {
+            *s = (slot){item, acc->gen, acc->used};
+            acc->ent[acc->used] = (entry){0.0, item};
+            return &acc->ent[acc->used++];
+        }
+        if (s->item == item) return &acc->ent[s->pos];
         h = (h + 1) & acc->mask;
     }
 }
 
-static slot *insert(model_online *acc, uint32_t item, double score) {
-    slot *s = find(acc, item);
-    *s = (slot){item, acc->gen, score};
-    acc->live[acc->used++] = (uint32_t)(s - acc->slots);
-    return s;
-}
-
 static void grow(model_online *acc) {
     slot *old = acc->slots;
-    uint32_t *old_live = acc->live, n = acc->used;
+    entry *old_ent = acc->ent;
+    uint32_t n = acc->used;
     alloc_slots(acc, (acc->mask + 1) * 2);
-    for (uint32_t i = 0; i < n; i++) insert(acc, old[old_live[i]].item, old[old_live[i]].score);
+    for (uint32_t i = 0; i < n; i++) get(acc, old_ent[i].item)->score = old_ent[i].score;
     free(old);
-    free(old_live);
+    free(old_ent);
+}
+
+/* Room for k new items (at most half the slots in use keeps probes
+ * short), so that no entry moves while they are added. */
+static void reserve(model_online *acc, uint32_t k) {
+    while ((acc->used + k) * 2 > acc->mask) grow(acc);
 }
 
 static double exponent(const model_online_params *p, int64_t from_ms, int64_t to_ms) {
@@ -106,8 +121,32 @@ static double exponent(const model_online_params *p, int64_t from_ms, int64_t to
 
 static void rebase(model_online *acc, const model_online_params *p, int64_t new_anchor) {
     double f = exp2(exponent(p, new_anchor, acc->anchor_ms));
-    for (uint32_t i = 0; i < acc->used; i++) acc->slots[acc->live[i]].score *= f;
+    for (uint32_t i = 0; i < acc->used; i++) acc->ent[i].score *= f;
     acc->anchor_ms = new_anchor;
+}
+
+static uint32_t k_of(const model *m, const model_online_params *p) {
+    return p->k < m->k ? p->k : m->k;
+}
+
+/* Adds term * sim to each of the item's neighbours. */
+static void spread(model_online *acc, const model *m, uint32_t k, uint32_t item, double term,
+                   int sign) {
+    const uint32_t *nbr = m->nbr_idx + (size_t)item * m->k;
+    const float *sim = m->nbr_sim + (size_t)item * m->k;
+    reserve(acc, k);
+    for (uint32_t i = 0; i < k && nbr[i] != MODEL_NONE; i++) {
+        entry *e = get(acc, nbr[i]);
+        double d = term * sim[i], v = e->score + d;
+        /* Removing the only evidence for an item must leave exactly 0, not a
+         * rounding residue that would rank it as a (tiny) candidate. */
+        if (sign < 0 && fabs(v) <= 1e-9 * fabs(d)) v = 0.0;
+        e->score = v;
+    }
+}
+
+static double weight_of(const model_online_params *p, codec_event_type type, float weight) {
+    return weight >= 0 ? weight : p->type_weight[type];
 }
 
 void model_online_add(model_online *acc, const model *m, const model_online_params *p,
@@ -119,26 +158,58 @@ void model_online_add(model_online *acc, const model *m, const model_online_para
     } else if (exponent(p, acc->anchor_ms, ts_ms) > REBASE_EXPONENT) {
         rebase(acc, p, ts_ms);
     }
-    double w = weight >= 0 ? weight : p->type_weight[type];
-    double term = sign * w * exp2(exponent(p, acc->anchor_ms, ts_ms));
-    uint32_t k = p->k < m->k ? p->k : m->k;
-    const uint32_t *nbr = m->nbr_idx + (size_t)item * m->k;
-    const float *sim = m->nbr_sim + (size_t)item * m->k;
-    /* Room for k new items first (at most half the slots in use keeps
-     * probes short), so that no slot moves inside the loop. */
-    while ((acc->used + k) * 2 > acc->mask) grow(acc);
-    for (uint32_t i = 0; i < k && nbr[i] != MODEL_NONE; i++) {
-        slot *s = find(acc, nbr[i]);
-        if (s->gen != acc->gen) {
-            *s = (slot){nbr[i], acc->gen, 0.0};
-            acc->live[acc->used++] = (uint32_t)(s - acc->slots);
+    double term = sign * weight_of(p, type, weight) * exp2(exponent(p, acc->anchor_ms, ts_ms));
+    spread(acc, m, k_of(m, p), item, term, sign);
+}
+
+/* The window's terms merged per item, in the order items first appear:
+ * a repeated item spreads over its neighbours once. Anchored at the newest
+ * event, so no exponent is positive and none can overflow. */
+typedef struct merged {
+    uint32_t item;
+    double term;
+} merged;
+
+static size_t merge_window(const model *m, const model_online_params *p,
+                           const model_online_event *ev, size_t n, int64_t anchor, merged *out,
+                           uint32_t *table, uint32_t mask) {
+    size_t d = 0;
+    memset(table, 0xff, ((size_t)mask + 1) * sizeof(*table));
+    for (size_t i = 0; i < n; i++) {
+        if (ev[i].item >= m->n_items || (unsigned)ev[i].type >= CODEC_EVENT_TYPES) continue;
+        double term =
+            weight_of(p, ev[i].type, ev[i].weight) * exp2(exponent(p, anchor, ev[i].ts_ms));
+        uint32_t h = (ev[i].item * 2654435761u) & mask;
+        while (table[h] != UINT32_MAX && out[table[h]].item != ev[i].item) h = (h + 1) & mask;
+        if (table[h] == UINT32_MAX) {
+            table[h] = (uint32_t)d;
+            out[d++] = (merged){ev[i].item, 0.0};
         }
-        double d = term * sim[i], v = s->score + d;
-        /* Removing the only evidence for an item must leave exactly 0, not a
-         * rounding residue that would rank it as a (tiny) candidate. */
-        if (sign < 0 && fabs(v) <= 1e-9 * fabs(d)) v = 0.0;
-        s->score = v;
+        out[table[h]].term += term;
     }
+    return d;
+}
+
+void model_online_rebuild(model_online *acc, const model *m, const model_online_params *p,
+                          const model_online_event *ev, size_t n) {
+    model_online_reset(acc);
+    int64_t anchor = 0;
+    int any = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ev[i].item < m->n_items && (!any || ev[i].ts_ms > anchor))
+            anchor = ev[i].ts_ms, any = 1;
+    if (!any) return;
+    acc->anchor_ms = anchor;
+    acc->anchored = 1;
+    uint32_t size = 16;
+    while (size < 2 * n) size *= 2;
+    merged stack_m[64], *mg = n <= 64 ? stack_m : util_malloc(n * sizeof(*mg));
+    uint32_t stack_t[128], *table = size <= 128 ? stack_t : util_malloc(size * sizeof(*table));
+    size_t d = merge_window(m, p, ev, n, anchor, mg, table, size - 1);
+    uint32_t k = k_of(m, p);
+    for (size_t i = 0; i < d; i++) spread(acc, m, k, mg[i].item, mg[i].term, +1);
+    if (mg != stack_m) free(mg);
+    if (table != stack_t) free(table);
 }
 
 /* ==== Top-n selection: a min-heap of the best n seen so far ==== */
@@ -197,14 +268,16 @@ size_t model_online_top(const model_online *acc, const model_online_params *p, i
     cand heap_stack[256], *heap = heap_stack; /* on the stack for the usual n */
     if (n > 256) heap = util_malloc(n * sizeof(*heap));
     size_t k = 0;
+    /* Below it nothing can enter: 0 (only positive evidence recommends)
+     * until the heap is full, then its worst entry. One comparison turns
+     * nearly every candidate away. */
+    double floor = 0.0;
     for (uint32_t i = 0; i < acc->used; i++) {
-        const slot *s = &acc->slots[acc->live[i]];
-        /* Only positive evidence recommends. */
-        if (!(s->score > 0.0)) continue;
+        const entry *s = &acc->ent[i];
+        if (s->score < floor || !(s->score > 0.0)) continue;
         cand c = {s->score, s->item};
         /* The exclusion test runs only for a candidate that would enter
-         * the heap: once it is full, nearly all candidates lose to its
-         * worst entry at the first comparison. */
+         * the heap. */
         if (k == n && !better(&c, &heap[0])) continue;
         if (excluded(&ex, s->item)) continue;
         if (k < n) {
@@ -215,6 +288,7 @@ size_t model_online_top(const model_online *acc, const model_online_params *p, i
             heap[0] = c;
             sift_down(heap, n, 0);
         }
+        if (k == n) floor = heap[0].score;
     }
     if (k < n) /* never filled: make it a heap for the sort below */
         for (size_t j = k / 2; j-- > 0;) sift_down(heap, k, j);

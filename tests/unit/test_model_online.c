@@ -1,7 +1,8 @@
 /* The online scorer: the incremental accumulator (add each event, subtract
  * the one that leaves the window) must rank exactly as a recompute of the
  * formula over the window, over many random histories; plus decay, type
- * weights, seen-item exclusion and rebasing across many half-lives. */
+ * weights, seen-item exclusion and rebasing across many half-lives. The
+ * whole-window rebuild (repeated items merged) must rank alike too. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -93,7 +94,8 @@ static void one_history(const model *m, uint32_t H, int64_t half_life, int wide_
     model_online_params p;
     params(&p, 1 + rnd(m->k), half_life);
     p.include_seen = rnd(2);
-    model_online *inc = model_online_new(), *ref = model_online_new();
+    model_online *inc = model_online_new(), *ref = model_online_new(), *reb = model_online_new();
+    model_online_event wev[64];
     ev win[64];
     size_t n = 0;
     int64_t ts = 1700000000000LL;
@@ -115,17 +117,33 @@ static void one_history(const model *m, uint32_t H, int64_t half_life, int wide_
         size_t na = model_online_top(inc, &p, ts, ex, n, want, top_a, sc_a);
         size_t nb = model_online_top(ref, &p, ts, ex, n, want, top_b, sc_b);
         assert_same_ranking(top_a, sc_a, na, top_b, sc_b, nb);
+        /* the window rebuilt at once, its repeated items merged */
+        for (size_t i = 0; i < n; i++)
+            wev[i] = (model_online_event){win[i].item, win[i].type, win[i].weight, win[i].ts};
+        model_online_rebuild(reb, m, &p, wev, n);
+        na = model_online_top(reb, &p, ts, ex, n, want, top_a, sc_a);
+        assert_same_ranking(top_a, sc_a, na, top_b, sc_b, nb);
         for (size_t i = 0; i < na && !p.include_seen; i++)
             for (size_t j = 0; j < n; j++) assert_int_not_equal(top_a[i], win[j].item);
     }
     model_online_free(inc);
     model_online_free(ref);
+    model_online_free(reb);
 }
 
 static void test_incremental_equals_recompute(void **st) {
     (void)st;
     model *m = random_model(300, 12);
     for (int h = 0; h < 150; h++) one_history(m, 1 + rnd(20), 3600000, 0);
+    model_free(m);
+}
+
+/* Few items, long windows: most windows repeat items, which the rebuild
+ * merges before spreading them. */
+static void test_rebuild_merges_repeated_items(void **st) {
+    (void)st;
+    model *m = random_model(25, 10);
+    for (int h = 0; h < 80; h++) one_history(m, 10 + rnd(40), 3600000, 0);
     model_free(m);
 }
 
@@ -229,6 +247,7 @@ int main(void) {
         cmocka_unit_test(test_formula_values),
         cmocka_unit_test(test_older_event_weighs_less),
         cmocka_unit_test(test_incremental_equals_recompute),
+        cmocka_unit_test(test_rebuild_merges_repeated_items),
         cmocka_unit_test(test_rebase_over_many_half_lives),
         cmocka_unit_test(test_grows_past_initial_size),
     };
