@@ -46,7 +46,7 @@ typedef struct run_stats {
                                first batch on: not the group join) */
     uint64_t ns_decode;     /* decoding messages, dead letters */
     uint64_t ns_state;      /* multi-get, record updates, the write batch */
-    uint64_t ns_scoring;    /* online scores, blend, encoding the list */
+    uint64_t ns_scoring;    /* online scores, blend, encoding the list and the record */
     uint64_t ns_produce;    /* handing records to the producer */
     uint64_t ns_wait;       /* waiting for acknowledgements and commits: a
                                full pipeline, the drain at a stop or a revoke */

@@ -6,6 +6,8 @@
  *      earlier batch still awaiting acknowledgements touched the user, else
  *      the store's (one multi-get for the rest)
  *   -> append each user's events, recompute and publish their list
+ *      (the store's reads, the lists and the records' encoding run on
+ *      two threads, run_par.c)
  *   -> build ONE RocksDB write batch (the users' records + each
  *      partition's next offset) and hand it to the pipeline (run_pipe.c),
  *      which commits it once every record of the batch is acknowledged,
@@ -138,15 +140,19 @@ static size_t apply_events(run_ctx *c, const batch_user *bu, state_user *u, run_
     return variant;
 }
 
-/* A user's new list: scored on either worker, produced by the loop. */
+/* A user's new list and record: made on either worker, produced and put
+ * into the write batch by the loop. */
 typedef struct batch_out {
     size_t variant;
     char *data; /* the encoded list; NULL when encoding failed */
     size_t len;
+    char *rec; /* the user's record as the write batch takes it */
+    size_t rec_len, rec_cap;
 } batch_out;
 
 typedef struct score_job {
     run_ctx *c;
+    run_pend *p;
     const reload_view *v;
     const batch_user *users;
     state_user **recs;
@@ -159,16 +165,18 @@ static void score_user(void *ctx, size_t i, int worker) {
     run_ctx *c = j->c;
     run_recs *r = &c->recs[worker];
     const codec_event *last = &j->users[i].ev[j->users[i].n - 1]->ev;
-    const ab_variant *av = &c->ab->variants[j->out[i].variant];
+    batch_out *o = &j->out[i];
+    const ab_variant *av = &c->ab->variants[o->variant];
     char err[256];
     if (run_recs_compute(r, c->cfg, &av->blend, av->name, j->v, last->user_id, j->recs[i],
                          last->ts_ms, err, sizeof(err))) {
         log_error("run: user %s: encoding the recommendations: %s", last->user_id, err);
-        return;
+    } else {
+        o->data = util_malloc(r->buf.len ? r->buf.len : 1);
+        memcpy(o->data, r->buf.data, r->buf.len);
+        o->len = r->buf.len;
     }
-    j->out[i].data = util_malloc(r->buf.len ? r->buf.len : 1);
-    memcpy(j->out[i].data, r->buf.data, r->buf.len);
-    j->out[i].len = r->buf.len;
+    state_batch_encode_user(j->p->wb, j->recs[i], &o->rec, &o->rec_len, &o->rec_cap);
 }
 
 static void send_user(run_ctx *c, const batch_user *bu, const batch_out *o, run_pend *p) {
@@ -186,25 +194,21 @@ static void send_user(run_ctx *c, const batch_user *bu, const batch_out *o, run_
     observe_latency(c, bu);
 }
 
-/* Applies the users' events, scores their lists (in parallel), publishes
- * them in the batch's order. */
+/* Applies the users' events, scores their lists and encodes their records
+ * (in parallel), publishes the lists in the batch's order. */
 static void apply_and_publish(run_ctx *c, run_pend *p, const reload_view *v,
-                              const batch_user *users, size_t n, state_user **recs) {
-    batch_out *out = util_calloc(n + 1, sizeof(*out));
+                              const batch_user *users, size_t n, state_user **recs,
+                              batch_out *out) {
     int64_t t0 = util_mono_ns();
     for (size_t i = 0; i < n; i++) out[i].variant = apply_events(c, &users[i], recs[i], p);
     int64_t t1 = util_mono_ns();
-    score_job job = {c, v, users, recs, out};
-    run_par_for(c->par, n, score_user, &job);
+    score_job job = {c, p, v, users, recs, out};
+    run_par_for(c->par, n, RUN_PAR_MIN_USERS, score_user, &job);
     int64_t t2 = util_mono_ns();
-    for (size_t i = 0; i < n; i++) {
-        send_user(c, &users[i], &out[i], p);
-        free(out[i].data);
-    }
+    for (size_t i = 0; i < n; i++) send_user(c, &users[i], &out[i], p);
     c->stats.ns_state += (uint64_t)(t1 - t0);
     c->stats.ns_scoring += (uint64_t)(t2 - t1);
     c->stats.ns_produce += (uint64_t)(util_mono_ns() - t2);
-    free(out);
 }
 
 /* A copy of a pending batch's record, as the store will return it once
@@ -217,8 +221,51 @@ static state_user *copy_user(run_ctx *c, const state_user *u) {
     return r;
 }
 
+/* The users missing from the pending batches, read in slices of
+ * READ_SLICE by one multi-get each, the slices on both workers. */
+#define READ_SLICE 16
+
+typedef struct read_job {
+    state_store *store;
+    size_t n;
+    const int32_t *parts;
+    const char **ids;
+    const size_t *lens;
+    state_user **got;
+    int *rc;
+    char (*err)[256];
+} read_job;
+
+/* run_par_fn: slice i of the misses. */
+static void read_slice(void *ctx, size_t i, int worker) {
+    (void)worker;
+    const read_job *j = ctx;
+    size_t from = i * READ_SLICE, n = j->n - from < READ_SLICE ? j->n - from : READ_SLICE;
+    j->rc[i] = state_multi_get(j->store, j->parts + from, j->ids + from, j->lens + from, n,
+                               j->got + from, j->err[i], sizeof(j->err[i]));
+}
+
+/* Reads m users from the store into got[0, m). Returns 0, or -1 (errstr). */
+static int read_store(run_ctx *c, const int32_t *parts, const char **ids, const size_t *lens,
+                      size_t m, state_user **got, char *errstr, size_t errsz) {
+    size_t slices = (m + READ_SLICE - 1) / READ_SLICE;
+    int *rc = util_calloc(slices + 1, sizeof(*rc));
+    char(*err)[256] = util_malloc((slices + 1) * sizeof(*err));
+    read_job job = {c->store, m, parts, ids, lens, got, rc, err};
+    run_par_for(c->par, slices, 2, read_slice, &job);
+    int failed = 0;
+    for (size_t i = 0; i < slices && !failed; i++)
+        if (rc[i]) {
+            snprintf(errstr, errsz, "%s", err[i]);
+            failed = 1;
+        }
+    free(rc);
+    free(err);
+    return failed ? -1 : 0;
+}
+
 /* Fills recs[i] with each user's record: through the pending batches, then
- * one multi-get for the others. Returns 0, or -1 (errstr). */
+ * the store for the others. Returns 0, or -1 (errstr). */
 static int read_users(run_ctx *c, const batch_user *users, size_t n, state_user **recs,
                       char *errstr, size_t errsz) {
     size_t *miss = util_malloc((n ? n : 1) * sizeof(*miss)), m = 0;
@@ -238,7 +285,7 @@ static int read_users(run_ctx *c, const batch_user *users, size_t n, state_user 
         ids[m] = e->ev.user_id;
         lens[m++] = e->ev.user_len;
     }
-    int rc = m ? state_multi_get(c->store, parts, ids, lens, m, got, errstr, errsz) : 0;
+    int rc = read_store(c, parts, ids, lens, m, got, errstr, errsz);
     for (size_t j = 0; j < m; j++) recs[miss[j]] = got[j];
     free(got);
     free(miss);
@@ -251,24 +298,25 @@ static int read_users(run_ctx *c, const batch_user *users, size_t n, state_user 
 /* Reads the users' records, applies and publishes. recs[i] must be freed
  * by the caller unless handed to the batch. Returns 0, or -1 (errstr). */
 static int apply_all(run_ctx *c, run_pend *p, const reload_view *v, batch_user *users, size_t n,
-                     state_user **recs, char *errstr, size_t errsz) {
+                     state_user **recs, batch_out *out, char *errstr, size_t errsz) {
     int64_t t0 = util_mono_ns();
     int rc = read_users(c, users, n, recs, errstr, errsz);
     c->stats.ns_state += (uint64_t)(util_mono_ns() - t0);
-    if (rc == 0) apply_and_publish(c, p, v, users, n, recs);
+    if (rc == 0) apply_and_publish(c, p, v, users, n, recs, out);
     return rc;
 }
 
 /* Builds the batch's write batch (every touched user, every partition's
  * next offset) and hands the records to it: they are the overlay that
  * later batches read through until it is written. */
-static void seal(run_ctx *c, run_pend *p, batch_user *users, state_user **recs, size_t n) {
+static void seal(run_ctx *c, run_pend *p, batch_user *users, state_user **recs,
+                 const batch_out *out, size_t n) {
     int64_t t0 = util_mono_ns();
-    p->wb = state_batch_new(c->store);
     p->users = util_calloc(n + 1, sizeof(*p->users));
     for (size_t i = 0; i < n; i++) {
         const run_event *e = users[i].ev[0];
-        state_batch_put_user(p->wb, e->partition, e->ev.user_id, e->ev.user_len, recs[i]);
+        state_batch_put_encoded(p->wb, e->partition, e->ev.user_id, e->ev.user_len, out[i].rec,
+                                out[i].rec_len);
         p->users[i] = (run_pend_user){e->partition, util_strndup(e->ev.user_id, e->ev.user_len),
                                       e->ev.user_len, recs[i]};
         recs[i] = NULL; /* now owned by the pending batch */
@@ -297,12 +345,19 @@ void run_batch_process(run_ctx *c) {
     batch_user *users = util_malloc((c->n_events + 1) * sizeof(*users));
     size_t n = group_users(c, sorted, users);
     state_user **recs = util_calloc(n + 1, sizeof(*recs));
-    if (apply_all(c, p, &v, users, n, recs, err, sizeof(err))) fail(p, err);
-    seal(c, p, users, recs, p->failed ? 0 : n);
+    batch_out *out = util_calloc(n + 1, sizeof(*out));
+    p->wb = state_batch_new(c->store); /* its clock stamps the records */
+    if (apply_all(c, p, &v, users, n, recs, out, err, sizeof(err))) fail(p, err);
+    seal(c, p, users, recs, out, p->failed ? 0 : n);
     snprintf(p->model_version, sizeof(p->model_version), "%s", v.model_version);
     snprintf(p->offline_version, sizeof(p->offline_version), "%s", v.offline_version);
     p->sealed = 1;
-    for (size_t i = 0; i < n; i++) state_user_free(recs[i]);
+    for (size_t i = 0; i < n; i++) {
+        state_user_free(recs[i]);
+        free(out[i].data);
+        free(out[i].rec);
+    }
+    free(out);
     free(recs);
     free(users);
     free(sorted);

@@ -95,13 +95,16 @@ typedef struct run_recs {
 } run_recs;
 
 /* run_par.c: a parallel for on the loop thread (worker 0) and one helper
- * thread (worker 1); fn(ctx, i, worker) for i in [0, n), in any order. */
-#define RUN_PAR_WORKERS 2
+ * thread (worker 1); fn(ctx, i, worker) for i in [0, n), in any order.
+ * Fewer than min indices run on the loop thread alone: below some size
+ * waking the helper costs more than it saves. */
+#define RUN_PAR_WORKERS   2
+#define RUN_PAR_MIN_USERS 8 /* users to score: ~20 us each */
 typedef struct run_par run_par;
 typedef void (*run_par_fn)(void *ctx, size_t i, int worker);
 run_par *run_par_start(void);
 void run_par_stop(run_par *p);
-void run_par_for(run_par *p, size_t n, run_par_fn fn, void *ctx);
+void run_par_for(run_par *p, size_t n, size_t min, run_par_fn fn, void *ctx);
 
 /* run_write.c: commits write batches in order on a thread of its own. */
 typedef struct run_writer run_writer;

@@ -13,9 +13,6 @@
 
 #include "run_int.h"
 
-/* Below this many indices a wake-up of the helper costs more than it saves. */
-#define PAR_MIN 8
-
 struct run_par {
     pthread_t thread;
     pthread_mutex_t mu;
@@ -80,12 +77,12 @@ void run_par_stop(run_par *p) {
     free(p);
 }
 
-void run_par_for(run_par *p, size_t n, run_par_fn fn, void *ctx) {
+void run_par_for(run_par *p, size_t n, size_t min, run_par_fn fn, void *ctx) {
     p->n = n;
     p->fn = fn;
     p->ctx = ctx;
     atomic_store(&p->next, 0);
-    if (n < PAR_MIN || p->quit) {
+    if (n < min || p->quit) {
         work(p, 0);
         return;
     }

@@ -136,7 +136,8 @@ const state_options *state_get_options(const state_store *s);
 /* Reads n users at once. out[i] receives a new record (free each with
  * state_user_free); users not stored, expired, or whose record fails to
  * decode come back empty (the last two are counted in state_stats). Each
- * user is looked up under its own input partition partitions[i]. */
+ * user is looked up under its own input partition partitions[i]. Several
+ * threads may read at once (the processor splits a batch's reads in two). */
 int state_multi_get(state_store *s, const int32_t *partitions, const char *const *user_ids,
                     const size_t *lens, size_t n, state_user **out, char *errstr,
                     size_t errstr_size);
@@ -150,6 +151,14 @@ state_batch *state_batch_new(state_store *s);
 void state_batch_set_now(state_batch *b, int64_t now_ms);
 void state_batch_put_user(state_batch *b, int32_t partition, const char *user_id, size_t len,
                           const state_user *u);
+/* state_batch_put_user in two steps, so that the encoding can run on other
+ * threads: state_batch_encode_user only reads the batch (its clock and the
+ * store's options) and writes *buf (grown as needed, like
+ * state_user_encode); state_batch_put_encoded adds the bytes. */
+void state_batch_encode_user(const state_batch *b, const state_user *u, char **buf, size_t *len,
+                             size_t *cap);
+void state_batch_put_encoded(state_batch *b, int32_t partition, const char *user_id, size_t len,
+                             const char *value, size_t value_len);
 void state_batch_delete_user(state_batch *b, int32_t partition, const char *user_id, size_t len);
 void state_batch_set_offset(state_batch *b, const char *topic, int32_t partition,
                             int64_t next_offset);

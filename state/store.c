@@ -354,18 +354,28 @@ void state_batch_set_now(state_batch *b, int64_t now_ms) {
     b->now = now_ms;
 }
 
-void state_batch_put_user(state_batch *b, int32_t partition, const char *user_id, size_t len,
-                          const state_user *u) {
-    char key[STATE_KEY_MAX];
-    size_t klen = state_key(key, partition, STATE_SUB_USER, user_id, len);
+void state_batch_encode_user(const state_batch *b, const state_user *u, char **buf, size_t *len,
+                             size_t *cap) {
     state_user stamped = *u; /* shallow: only last_seen and the list cap differ */
     stamped.last_seen_ms = b->now;
     if (b->s->o.published_max && stamped.n_published > b->s->o.published_max)
         stamped.n_published = b->s->o.published_max; /* best first: keeps the top */
-    size_t vlen = 0;
-    state_user_encode(&stamped, &b->buf, &vlen, &b->cap);
-    rocksdb_writebatch_put(b->wb, key, klen, b->buf, vlen);
+    state_user_encode(&stamped, buf, len, cap);
+}
+
+void state_batch_put_encoded(state_batch *b, int32_t partition, const char *user_id, size_t len,
+                             const char *value, size_t value_len) {
+    char key[STATE_KEY_MAX];
+    size_t klen = state_key(key, partition, STATE_SUB_USER, user_id, len);
+    rocksdb_writebatch_put(b->wb, key, klen, value, value_len);
     b->count++;
+}
+
+void state_batch_put_user(state_batch *b, int32_t partition, const char *user_id, size_t len,
+                          const state_user *u) {
+    size_t vlen = 0;
+    state_batch_encode_user(b, u, &b->buf, &vlen, &b->cap);
+    state_batch_put_encoded(b, partition, user_id, len, b->buf, vlen);
 }
 
 void state_batch_delete_user(state_batch *b, int32_t partition, const char *user_id, size_t len) {

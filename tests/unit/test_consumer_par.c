@@ -39,12 +39,12 @@ static void test_each_index_once(void **st) {
     for (int round = 0; round < 200; round++) {
         memset(&j, 0, sizeof(j));
         size_t n = (size_t)(round * 37 % N) + 1;
-        run_par_for(p, n, touch, &j);
+        run_par_for(p, n, 8, touch, &j);
         for (size_t i = 0; i < n; i++) assert_int_equal(j.hits[i], 1);
         for (size_t i = n; i < N; i++) assert_int_equal(j.hits[i], 0);
         assert_int_equal(j.sum[0] + j.sum[1], (long)(n * (n - 1) / 2));
         assert_int_equal(j.by_worker[0] + j.by_worker[1], (int)n);
-        if (n < 8) assert_int_equal(j.by_worker[1], 0); /* too small to hand off */
+        if (n < 8) assert_int_equal(j.by_worker[1], 0); /* below min: not handed off */
         helper_worked |= j.by_worker[1] > 0;
     }
     assert_true(helper_worked);
