@@ -5,6 +5,7 @@
 #ifndef RECSTREAM_CODEC_INT_H
 #define RECSTREAM_CODEC_INT_H
 
+#include <string.h>
 #include "codec.h"
 
 #include <stdarg.h>
@@ -30,8 +31,14 @@ int codec_iso8601_parse(const char *s, size_t len, int64_t *ms);
 
 /* ---- Growable buffer. */
 void codec_buf_reserve(codec_buf *b, size_t extra);
-void codec_buf_put(codec_buf *b, const void *p, size_t n);
 void codec_buf_put_i64(codec_buf *b, int64_t v); /* v in decimal, without printf */
+/* Inline: the encoders append many short pieces, most of constant length,
+ * which the compiler then copies without a call. */
+static inline void codec_buf_put(codec_buf *b, const void *p, size_t n) {
+    if (b->len + n > b->cap) codec_buf_reserve(b, n);
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
 static inline void codec_buf_putc(codec_buf *b, char c) {
     if (b->len + 1 > b->cap) codec_buf_reserve(b, 1);
     b->data[b->len++] = c;

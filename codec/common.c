@@ -133,12 +133,6 @@ void codec_buf_reserve(codec_buf *b, size_t extra) {
     b->cap = cap;
 }
 
-void codec_buf_put(codec_buf *b, const void *p, size_t n) {
-    codec_buf_reserve(b, n);
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-}
-
 void codec_buf_reset(codec_buf *b) {
     b->len = 0;
 }
@@ -209,12 +203,17 @@ static int decimal_put(char *dst, int neg, int64_t m, int k) {
 int codec_float_fmt(char *dst, size_t size, float v) {
     static const double pow10[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6, 1e7,
                                    1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14};
+    static const double decade[] = {1e-4, 1e-3, 1e-2, 1e-1, 1e0, 1e1, 1e2,
+                                    1e3,  1e4,  1e5,  1e6,  1e7, 1e8};
     double a = fabs((double)v);
     if (size < 32 || !(a >= 1e-5 && a < 1e9)) return float_fmt_slow(dst, size, v);
-    int e = (int)floor(log10(a));
+    int e = -5; /* floor(log10(a)), by table: log10 was a third of the cost */
+    while (e < 8 && a >= decade[e + 5]) e++;
     for (int p = 6; p <= 9; p++) {
         int k = p - 1 - e; /* in [-3, 13] */
-        int64_t m = k >= 0 ? llround(a * pow10[k]) : llround(a / pow10[-k]);
+        /* a > 0 and the product < 1e10: adding a half and truncating
+         * rounds as llround does, without the call */
+        int64_t m = (int64_t)((k >= 0 ? a * pow10[k] : a / pow10[-k]) + 0.5);
         double back = k >= 0 ? (double)m / pow10[k] : (double)m * pow10[-k];
         if ((float)back == (float)a || p == 9) return decimal_put(dst, v < 0, m, k);
     }

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "codec_int.h"
 
 static codec_event sample_event(int with_optionals) {
     codec_event ev;
@@ -293,12 +294,57 @@ static void test_recs_refused(void **state) {
     codec_buf_free(&buf);
 }
 
+/* Scores are written as the shortest decimal of 6 to 9 significant digits
+ * that reads back as the same float: over random floats of every decade
+ * the fast path covers and its edges, and a few exact texts. */
+static void test_float_text(void **state) {
+    (void)state;
+    char out[64], slow[64];
+    uint64_t r = 0x2545F4914F6CDD1DULL;
+    for (int i = 0; i < 300000; i++) {
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+        float v = (float)((double)(r >> 11) / 9007199254740992.0 * pow(10.0, (double)(i % 16) - 6));
+        if (i % 7 == 0) v = nextafterf((float)pow(10.0, (double)(i % 16) - 6), i % 2 ? 0 : 1e10f);
+        if (i % 5 == 0) v = -v;
+        int n = codec_float_fmt(out, sizeof(out), v);
+        assert_int_equal(n, (int)strlen(out));
+        assert_true(strtof(out, NULL) == v);
+        /* no more significant digits than the shortest %g that reads back */
+        int prec = 6;
+        for (; prec < 9; prec++) {
+            snprintf(slow, sizeof(slow), "%.*g", prec, (double)v);
+            if (strtof(slow, NULL) == v) break;
+        }
+        int digits = 0, leading = 1;
+        for (const char *c = out; *c && *c != 'e'; c++) {
+            if (*c < '0' || *c > '9') continue;
+            if (leading && *c == '0') continue;
+            leading = 0, digits++;
+        }
+        if (!strchr(out, 'e')) /* trailing integer zeros are not significant */
+            for (const char *c = out + n - 1; c > out && *c == '0' && !strchr(out, '.'); c--)
+                digits--;
+        assert_true(digits <= prec);
+    }
+    const struct {
+        float v;
+        const char *text;
+    } exact[] = {{0.1f, "0.1"},         {1.0f, "1"},     {100.0f, "100"},
+                 {0.3f, "0.3"},         {-2.5f, "-2.5"}, {123456.7f, "123456.7"},
+                 {0.00012f, "0.00012"}, {0.0f, "0"}};
+    for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++) {
+        codec_float_fmt(out, sizeof(out), exact[i].v);
+        assert_string_equal(out, exact[i].text);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_event_round_trip),    cmocka_unit_test(test_event_json_text),
         cmocka_unit_test(test_event_refused),       cmocka_unit_test(test_event_matches_avro_c),
         cmocka_unit_test(test_recs_round_trip),     cmocka_unit_test(test_recs_json_is_json),
         cmocka_unit_test(test_recs_matches_avro_c), cmocka_unit_test(test_recs_refused),
+        cmocka_unit_test(test_float_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
