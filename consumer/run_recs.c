@@ -72,17 +72,20 @@ static void reserve(run_recs *r, size_t n, size_t h) {
 }
 
 /* A 1024-bit Bloom filter of the window's item ids (one bit each), so the
- * offline and popular candidates that are not in the window (nearly all)
- * skip the scan of H ids. */
+ * offline candidates that are not in the window (nearly all) skip the scan
+ * of H ids. Made on the first question of a user's sources: most users
+ * have no offline list, and popular items are asked by model index. */
 static void window_filter(run_recs *r, const state_user *u) {
     memset(r->win_bloom, 0, sizeof(r->win_bloom));
     for (uint32_t i = 0; i < u->n_events; i++) {
         uint64_t h = util_hash64(state_user_item(u, &u->events[i]), u->events[i].item_len, 0);
         r->win_bloom[(h >> 6) & 15] |= 1ULL << (h & 63);
     }
+    r->win_bloom_ready = 1;
 }
 
-static int in_history(const run_recs *r, const state_user *u, const char *item) {
+static int in_history(run_recs *r, const state_user *u, const char *item) {
+    if (!r->win_bloom_ready) window_filter(r, u);
     size_t len = strlen(item);
     uint64_t h = util_hash64(item, len, 0);
     if (!(r->win_bloom[(h >> 6) & 15] & (1ULL << (h & 63)))) return 0;
@@ -90,6 +93,22 @@ static int in_history(const run_recs *r, const state_user *u, const char *item) 
         const state_event *e = &u->events[i];
         if (e->item_len == len && !memcmp(state_user_item(u, e), item, len)) return 1;
     }
+    return 0;
+}
+
+/* The same question for an item of the model, by index: the window's known
+ * items are r->exclude[0, n_known) (online_list), behind a filter of their
+ * indices. */
+static void known_filter(run_recs *r) {
+    memset(r->known_bits, 0, sizeof(r->known_bits));
+    for (size_t i = 0; i < r->n_known; i++)
+        r->known_bits[(r->exclude[i] >> 6) & 15] |= 1ULL << (r->exclude[i] & 63);
+}
+
+static int in_window(const run_recs *r, uint32_t idx) {
+    if (!(r->known_bits[(idx >> 6) & 15] & (1ULL << (idx & 63)))) return 0;
+    for (size_t i = 0; i < r->n_known; i++)
+        if (r->exclude[i] == idx) return 1;
     return 0;
 }
 
@@ -135,7 +154,10 @@ static size_t popular_list(run_recs *r, const run_config *cfg, const model *m, c
     size_t k = 0, avail = given ? given->n : m->n_popular;
     for (size_t i = 0; i < avail && k < n; i++) {
         const char *name = given ? given->item_ids[i] : model_ids_name(m->items, m->popular[i]);
-        if (!cfg->online.include_seen && in_history(r, u, name)) continue;
+        int seen = cfg->online.include_seen ? 0
+                   : given                  ? in_history(r, u, name)
+                                            : in_window(r, m->popular[i]);
+        if (seen) continue;
         r->pop_names[k] = name;
         r->pop_scores[k++] = given ? given->scores[i] : m->popular_score[i];
     }
@@ -189,8 +211,9 @@ void run_recs_sources(run_recs *r, const run_config *cfg, const reload_view *v, 
     r->vec_state = 0;
     r->fold_done = 0;
     r->src_n = n;
-    if (!cfg->online.include_seen) window_filter(r, u); /* for in_history */
+    r->win_bloom_ready = 0;
     size_t k = online_list(r, cfg, v->model, u, window_now(u, trigger_ts), n);
+    known_filter(r);
     r->src[CODEC_SOURCE_ONLINE] = (model_candidates){r->on_names, r->on_scores, k};
     k = offline_list(r, cfg, v->offline, user_id, u, n);
     r->src[CODEC_SOURCE_OFFLINE] = (model_candidates){r->off_names, r->off_scores, k};

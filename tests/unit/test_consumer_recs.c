@@ -123,6 +123,31 @@ static void test_history_items_left_out(void **st) {
     state_user_free(u);
 }
 
+/* The popular list skips the window's items too (asked by model index):
+ * a user who listened to the five most popular items is offered the next
+ * ones, in the model's order. */
+static void test_popular_skips_history(void **st) {
+    world *w = *st;
+    const model *m = w->v.model;
+    assert_true(m->n_popular >= 10);
+    state_user *u = state_user_new();
+    for (uint32_t i = 0; i < 5; i++) {
+        const char *id = model_ids_name(m->items, m->popular[i]);
+        state_user_push_event(u, id, strlen(id), CODEC_EVENT_VIEW, 1700000000000LL + i, -1.0f, 50,
+                              NULL);
+    }
+    model_blend_strategy was = w->cfg.blend.strategy;
+    w->cfg.blend.strategy = MODEL_BLEND_POPULAR;
+    codec_recs_owned *o;
+    const codec_recs *r = compute(w, u, "carol", 1700000000004LL, &o);
+    assert_true(r->n_items >= 5);
+    for (size_t i = 0; i < 5; i++)
+        assert_string_equal(r->items[i].item_id, model_ids_name(m->items, m->popular[5 + i]));
+    codec_recs_free(o);
+    w->cfg.blend.strategy = was;
+    state_user_free(u);
+}
+
 /* --blend rerank: candidates ordered by the folded-in user vector. */
 static void test_rerank(void **st) {
     world *w = *st;
@@ -192,6 +217,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_empty_user_gets_popular),
         cmocka_unit_test(test_history_items_left_out),
+        cmocka_unit_test(test_popular_skips_history),
         cmocka_unit_test(test_rerank),
         cmocka_unit_test(test_steps_keep_sources),
     };
