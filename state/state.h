@@ -153,8 +153,9 @@ void state_batch_put_user(state_batch *b, int32_t partition, const char *user_id
                           const state_user *u);
 /* state_batch_put_user in two steps, so that the encoding can run on other
  * threads: state_batch_encode_user only reads the batch (its clock and the
- * store's options) and writes *buf (grown as needed, like
- * state_user_encode); state_batch_put_encoded adds the bytes. */
+ * store's options) and leaves the record in *buf[0, *len) (*buf grown with
+ * util_realloc, so one buffer serves many users); state_batch_put_encoded
+ * adds the bytes. */
 void state_batch_encode_user(const state_batch *b, const state_user *u, char **buf, size_t *len,
                              size_t *cap);
 void state_batch_put_encoded(state_batch *b, int32_t partition, const char *user_id, size_t len,

@@ -360,6 +360,7 @@ void state_batch_encode_user(const state_batch *b, const state_user *u, char **b
     stamped.last_seen_ms = b->now;
     if (b->s->o.published_max && stamped.n_published > b->s->o.published_max)
         stamped.n_published = b->s->o.published_max; /* best first: keeps the top */
+    *len = 0;
     state_user_encode(&stamped, buf, len, cap);
 }
 
@@ -373,7 +374,7 @@ void state_batch_put_encoded(state_batch *b, int32_t partition, const char *user
 
 void state_batch_put_user(state_batch *b, int32_t partition, const char *user_id, size_t len,
                           const state_user *u) {
-    size_t vlen = 0;
+    size_t vlen;
     state_batch_encode_user(b, u, &b->buf, &vlen, &b->cap);
     state_batch_put_encoded(b, partition, user_id, len, b->buf, vlen);
 }

@@ -1,6 +1,7 @@
 /* Unit tests of the RocksDB store (real RocksDB on disk under TEST_TMPDIR):
  * multi-get, batches that carry records and offsets together (also across a
  * SIGKILL of the writer), reopening, corrupt records on disk. */
+#include <pthread.h>
 #include <rocksdb/c.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -246,6 +247,78 @@ static void test_published_capped(void **st) {
     state_close(s);
 }
 
+/* The processor reads a batch's users on two threads at once, and encodes
+ * records away from the batch (state_batch_encode_user, then
+ * state_batch_put_encoded): both must come out as one thread and
+ * state_batch_put_user would. Run it under -DRECSTREAM_TSAN=ON too. */
+#define READERS_USERS 2000
+
+typedef struct reader {
+    state_store *s;
+    int first, bad;
+} reader;
+
+static void *read_half(void *arg) {
+    reader *r = arg;
+    enum { N = READERS_USERS / 2 };
+    static __thread char names[N][16];
+    const char *ids[N];
+    size_t lens[N];
+    int32_t parts[N];
+    state_user *out[N];
+    char err[256];
+    for (int round = 0; round < 20; round++) {
+        for (int i = 0; i < N; i++) {
+            lens[i] = (size_t)snprintf(names[i], sizeof(names[i]), "u%d", r->first + i);
+            ids[i] = names[i], parts[i] = (r->first + i) % 4;
+        }
+        if (state_multi_get(r->s, parts, ids, lens, N, out, err, sizeof(err))) r->bad++;
+        for (int i = 0; i < N; i++) {
+            char want[16];
+            int len = snprintf(want, sizeof(want), "i%d", r->first + i);
+            if (out[i]->n_events != 1 || out[i]->events[0].item_len != (size_t)len ||
+                memcmp(state_user_item(out[i], &out[i]->events[0]), want, (size_t)len))
+                r->bad++;
+            state_user_free(out[i]);
+        }
+    }
+    return NULL;
+}
+
+static void test_reads_from_two_threads(void **st) {
+    state_store *s = open_store();
+    state_batch *b = state_batch_new(s);
+    char *buf = NULL, err[256];
+    size_t len = 0, cap = 0;
+    for (int i = 0; i < READERS_USERS; i++) {
+        char id[16], item[16];
+        int il = snprintf(id, sizeof(id), "u%d", i), tl = snprintf(item, sizeof(item), "i%d", i);
+        state_user *u = state_user_new();
+        state_user_push_event(u, item, (size_t)tl, 0, 1000 + i, -1.0f, 50, NULL);
+        if (i % 2) { /* half through the two steps the processor uses */
+            state_batch_encode_user(b, u, &buf, &len, &cap);
+            state_batch_put_encoded(b, i % 4, id, (size_t)il, buf, len);
+        } else {
+            state_batch_put_user(b, i % 4, id, (size_t)il, u);
+        }
+        state_user_free(u);
+    }
+    assert_int_equal(state_batch_commit(b, err, sizeof(err)), 0);
+    state_batch_free(b);
+    free(buf);
+    reader r[2] = {{s, 0, 0}, {s, READERS_USERS / 2, 0}};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, read_half, &r[1]), 0);
+    read_half(&r[0]);
+    pthread_join(th, NULL);
+    assert_int_equal(r[0].bad + r[1].bad, 0);
+    state_stats stats;
+    state_get_stats(s, &stats);
+    assert_int_equal(stats.users_read, 20 * READERS_USERS);
+    assert_int_equal(stats.users_found, 20 * READERS_USERS);
+    state_close(s);
+}
+
 static void test_bad_options(void **st) {
     state_options o;
     state_options_default(&o);
@@ -267,6 +340,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_atomic_across_sigkill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_record_replaced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_published_capped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reads_from_two_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
