@@ -252,7 +252,7 @@ static int read_store(run_ctx *c, const int32_t *parts, const char **ids, const 
     int *rc = util_calloc(slices + 1, sizeof(*rc));
     char(*err)[256] = util_malloc((slices + 1) * sizeof(*err));
     read_job job = {c->store, m, parts, ids, lens, got, rc, err};
-    run_par_for(c->par, slices, 2, read_slice, &job);
+    run_par_for(c->par, slices, 2, read_slice, &job); /* from two slices: one each */
     int failed = 0;
     for (size_t i = 0; i < slices && !failed; i++)
         if (rc[i]) {

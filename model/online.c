@@ -170,13 +170,17 @@ typedef struct merged {
     double term;
 } merged;
 
+static int counts(const model *m, const model_online_event *e) {
+    return e->item < m->n_items && (unsigned)e->type < CODEC_EVENT_TYPES;
+}
+
 static size_t merge_window(const model *m, const model_online_params *p,
                            const model_online_event *ev, size_t n, int64_t anchor, merged *out,
                            uint32_t *table, uint32_t mask) {
     size_t d = 0;
     memset(table, 0xff, ((size_t)mask + 1) * sizeof(*table));
     for (size_t i = 0; i < n; i++) {
-        if (ev[i].item >= m->n_items || (unsigned)ev[i].type >= CODEC_EVENT_TYPES) continue;
+        if (!counts(m, &ev[i])) continue;
         double term =
             weight_of(p, ev[i].type, ev[i].weight) * exp2(exponent(p, anchor, ev[i].ts_ms));
         uint32_t h = (ev[i].item * 2654435761u) & mask;
@@ -196,16 +200,15 @@ void model_online_rebuild(model_online *acc, const model *m, const model_online_
     int64_t anchor = 0;
     int any = 0;
     for (size_t i = 0; i < n; i++)
-        if (ev[i].item < m->n_items && (!any || ev[i].ts_ms > anchor))
-            anchor = ev[i].ts_ms, any = 1;
+        if (counts(m, &ev[i]) && (!any || ev[i].ts_ms > anchor)) anchor = ev[i].ts_ms, any = 1;
     if (!any) return;
     acc->anchor_ms = anchor;
     acc->anchored = 1;
-    uint32_t size = 16;
+    size_t size = 16; /* the merge's table: at most half full */
     while (size < 2 * n) size *= 2;
     merged stack_m[64], *mg = n <= 64 ? stack_m : util_malloc(n * sizeof(*mg));
     uint32_t stack_t[128], *table = size <= 128 ? stack_t : util_malloc(size * sizeof(*table));
-    size_t d = merge_window(m, p, ev, n, anchor, mg, table, size - 1);
+    size_t d = merge_window(m, p, ev, n, anchor, mg, table, (uint32_t)(size - 1));
     uint32_t k = k_of(m, p);
     for (size_t i = 0; i < d; i++) spread(acc, m, k, mg[i].item, mg[i].term, +1);
     if (mg != stack_m) free(mg);
