@@ -4,11 +4,11 @@
  *
  * The online accumulator is rebuilt from the user's whole window (at most H
  * events) every time the user is touched. That IS the from-scratch result
- * the incremental scorer must equal, costs H * K additions (50 * 50 by
- * default), and needs no cache that could disagree with the state store
- * after a rollback or a rebalance. An LRU of accumulators for hot users,
- * updated with model_online_add(+1/-1) per event, is the known optimisation
- * when profiles show this matters. */
+ * the incremental scorer must equal, costs at most H * K additions (50 * 50
+ * by default; an item repeated in the window is spread once), and needs no
+ * cache that could disagree with the state store after a rollback or a
+ * rebalance. A cache of hot users' accumulators was measured and not
+ * built: users return too rarely for one to pay (docs/online.md). */
 #include <stdlib.h>
 #include <string.h>
 
