@@ -12,7 +12,7 @@
 #include "run.h"
 
 typedef struct bench_opts {
-    int64_t events, users, items, partitions, rate, factors, iterations, latency_s;
+    int64_t events, users, items, partitions, rate, factors, iterations, latency_s, runs;
     int quick, json;
     const char *work_dir;
     char suffix[32]; /* makes topic and group names unique to this run */

@@ -3,7 +3,8 @@
  * it (or takes --model), runs the real processor (run_processor, state on
  * disk) over the stream, and in the same run measures the transport bound
  * (consume one, produce one, nothing else) before and after it, so the
- * ratio is meaningful on a noisy machine. Then fixed-rate runs give
+ * ratio is meaningful on a noisy machine; --runs N repeats the processor
+ * and the bound after it, and reports medians. Then fixed-rate runs give
  * event-to-publish latency and its floor (a bare loop).
  * Reports throughput, ratio, latency quantiles, peak RSS, RocksDB bytes
  * written per event (the process's block-layer writes during the run, which
@@ -28,11 +29,16 @@ typedef struct tput_result {
     run_stats st;
 } tput_result;
 
+#define BENCH_RUNS_MAX 9
+
 typedef struct bench_report {
     double produce_s, train_s;
-    double bound_runs[2]; /* before and after the processor */
-    double bound_eps;     /* their mean: the ratio's denominator */
-    tput_result tp;
+    int runs;                              /* processor runs, each between two bounds */
+    double bound_runs[BENCH_RUNS_MAX + 1]; /* before, between and after them */
+    tput_result tp_runs[BENCH_RUNS_MAX];   /* in order */
+    double ratio_runs[BENCH_RUNS_MAX];     /* each over the mean of its two bounds */
+    double bound_eps, events_per_s, ratio; /* medians of the runs */
+    tput_result tp; /* the run of median throughput (the lower one of an even count) */
     bench_latency lat, floor_lat; /* the processor's; the bare loop's */
     int lat_done;
     long max_rss_kb;
@@ -95,12 +101,14 @@ static uint64_t dir_bytes(const char *dir) {
     return strtoull(out, NULL, 10);
 }
 
-static int run_throughput(const bench_opts *o, const run_config *base, tput_result *r, char *errstr,
-                          size_t errsz) {
+/* One processor run over the whole topic; run (1, 2, ...) makes its group
+ * and state directory its own. */
+static int run_throughput(const bench_opts *o, const run_config *base, int run, tput_result *r,
+                          char *errstr, size_t errsz) {
     tput_run *t = util_calloc(1, sizeof(*t));
     char group[96], dir[1100];
-    snprintf(group, sizeof(group), "bench-tput-%s", o->suffix);
-    snprintf(dir, sizeof(dir), "%s/state-throughput", o->work_dir);
+    snprintf(group, sizeof(group), "bench-tput-%s-%d", o->suffix, run);
+    snprintf(dir, sizeof(dir), "%s/state-throughput-%d", o->work_dir, run);
     t->cfg = *base;
     t->cfg.group_id = group;
     t->cfg.state_dir = dir;
@@ -190,8 +198,20 @@ static json_t *latency_json(const bench_opts *o, const bench_latency *l) {
                      "produced_p50_ms", l->produced_p50_ms, "produced_p99_ms", l->produced_p99_ms);
 }
 
+static json_t *reals(const double *v, int n) {
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++) json_array_append_new(a, json_real(v[i]));
+    return a;
+}
+
+static const double *eps_of(const bench_report *r, double *eps) {
+    for (int i = 0; i < r->runs; i++) eps[i] = r->tp_runs[i].events_per_s;
+    return eps;
+}
+
 static json_t *report_json(const bench_opts *o, const bench_report *r, int batch_size) {
     const run_stats *s = &r->tp.st;
+    double eps[BENCH_RUNS_MAX];
     uint64_t n = r->tp.applied;
     double us[SPLIT_STAGES], sh[SPLIT_STAGES];
     split(s, n, us, sh);
@@ -204,12 +224,13 @@ static json_t *report_json(const bench_opts *o, const bench_report *r, int batch
                           "partitions", (json_int_t)o->partitions, "factors",
                           (json_int_t)o->factors, "batch_size", (json_int_t)batch_size, "model",
                           r->model, "produce_s", r->produce_s, "train_s", r->train_s);
-    json_object_set_new(j, "throughput_events_per_s", json_real(r->tp.events_per_s));
+    json_object_set_new(j, "runs", json_integer(r->runs));
+    json_object_set_new(j, "throughput_events_per_s", json_real(r->events_per_s));
+    json_object_set_new(j, "throughput_runs", reals(eps_of(r, eps), r->runs));
     json_object_set_new(j, "transport_bound_events_per_s", json_real(r->bound_eps));
-    json_object_set_new(j, "transport_bound_runs",
-                        json_pack("[f,f]", r->bound_runs[0], r->bound_runs[1]));
-    json_object_set_new(j, "ratio",
-                        json_real(r->bound_eps > 0 ? r->tp.events_per_s / r->bound_eps : 0));
+    json_object_set_new(j, "transport_bound_runs", reals(r->bound_runs, r->runs + 1));
+    json_object_set_new(j, "ratio", json_real(r->ratio));
+    json_object_set_new(j, "ratio_runs", reals(r->ratio_runs, r->runs));
     json_object_set_new(j, "processor_wall_s", json_real(r->tp.wall_s));
     json_object_set_new(j, "processor_join_s", json_real(r->tp.join_s));
     json_object_set_new(j, "process_cpu_s", json_real(r->tp.cpu_s));
@@ -243,12 +264,18 @@ static void report_text(const bench_opts *o, const bench_report *r, int batch_si
     printf("model       %s (%.1f s)\n", r->model, r->train_s);
     printf("throughput  %.0f events/s (processor, batch %d, state on disk; %.1f s wall incl. %.1f "
            "s group join)\n",
-           r->tp.events_per_s, batch_size, r->tp.wall_s, r->tp.join_s);
-    printf("bound       %.0f events/s (consume + produce one record, same broker; mean of %.0f "
-           "before and %.0f after the processor)\n",
-           r->bound_eps, r->bound_runs[0], r->bound_runs[1]);
-    printf("ratio       %.2f of the transport bound\n",
-           r->bound_eps > 0 ? r->tp.events_per_s / r->bound_eps : 0);
+           r->events_per_s, batch_size, r->tp.wall_s, r->tp.join_s);
+    if (r->runs > 1) {
+        printf("runs        median of %d:", r->runs);
+        for (int i = 0; i < r->runs; i++)
+            printf("%s %.0f (%.2f)", i ? "," : "", r->tp_runs[i].events_per_s, r->ratio_runs[i]);
+        printf(" events/s (ratio); the details below are of the median run\n");
+    }
+    printf("bound       %.0f events/s (consume + produce one record, same broker; median of",
+           r->bound_eps);
+    for (int i = 0; i <= r->runs; i++) printf(" %.0f", r->bound_runs[i]);
+    printf(", before, between and after the processor's runs)\n");
+    printf("ratio       %.2f of the transport bound\n", r->ratio);
     if (r->lat_done) {
         latency_text("latency", &r->lat);
         latency_text("floor", &r->floor_lat);
@@ -302,6 +329,9 @@ static size_t bench_opts_table(bench_cli *b, util_opt *opts, size_t cap) {
          "offered events/s of the latency run (default 20000; 0 = skip it)"},
         {"latency-seconds", 0, UTIL_OPT_INT, &o->latency_s, 1, 3600, 0, 0, NULL, "N",
          "length of the latency run (default 10)"},
+        {"runs", 0, UTIL_OPT_INT, &o->runs, 1, BENCH_RUNS_MAX, 0, 0, NULL, "N",
+         "processor runs over the stream, a transport bound before each and after the last; "
+         "medians reported (default 1, at most 9)"},
         {"factors", 0, UTIL_OPT_INT, &o->factors, 1, 1024, 0, 0, NULL, "N",
          "ALS factors of the trained model (default 64)"},
         {"iterations", 0, UTIL_OPT_INT, &o->iterations, 1, 100, 0, 0, NULL, "N",
@@ -325,7 +355,8 @@ static void bench_defaults(bench_cli *b) {
                         .rate = 20000,
                         .factors = 64,
                         .iterations = 2,
-                        .latency_s = -1};
+                        .latency_s = -1,
+                        .runs = 1};
 }
 
 /* --quick shrinks whatever was not given explicitly. */
@@ -340,6 +371,59 @@ static void bench_sizes(bench_opts *o) {
 #undef PICK
     if (o->quick && o->rate == 20000) o->rate = 2000;
     snprintf(o->suffix, sizeof(o->suffix), "%ld-%lld", (long)getpid(), (long long)util_now_ms());
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(const double *v, int n) {
+    double s[BENCH_RUNS_MAX + 1];
+    memcpy(s, v, (size_t)n * sizeof(*s));
+    qsort(s, (size_t)n, sizeof(*s), cmp_double);
+    return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+/* The medians of the runs, and the details (split, CPU, writes) of the run
+ * whose throughput is the median (the lower middle one of an even count). */
+static void summarize(bench_report *r) {
+    double eps[BENCH_RUNS_MAX];
+    for (int i = 0; i < r->runs; i++) eps[i] = r->tp_runs[i].events_per_s;
+    r->events_per_s = median(eps, r->runs);
+    r->ratio = median(r->ratio_runs, r->runs);
+    r->bound_eps = median(r->bound_runs, r->runs + 1);
+    int mid = 0, below;
+    for (int i = 0; i < r->runs; i++) {
+        below = 0;
+        for (int j = 0; j < r->runs; j++) below += eps[j] < eps[i] || (eps[j] == eps[i] && j < i);
+        if (below == (r->runs - 1) / 2) mid = i;
+    }
+    r->tp = r->tp_runs[mid];
+}
+
+/* A transport bound, then each processor run followed by another: the
+ * machine's load drifts, and every run is compared with the mean of the
+ * two bounds around it. */
+static int throughput_runs(const bench_opts *o, const run_config *cfg, const char *tin,
+                           const char *tbound, bench_report *r, char *err, size_t errsz) {
+    r->runs = (int)o->runs;
+    log_info("bench: transport bound over %s", tin);
+    if (bench_transport_bound(o, cfg->brokers, cfg->kconf, tin, tbound, 1, &r->bound_runs[0], err,
+                              errsz))
+        return -1;
+    for (int i = 0; i < r->runs; i++) {
+        log_info("bench: processor over %s (run %d of %d)", tin, i + 1, r->runs);
+        if (run_throughput(o, cfg, i + 1, &r->tp_runs[i], err, errsz)) return -1;
+        log_info("bench: transport bound over %s again", tin);
+        if (bench_transport_bound(o, cfg->brokers, cfg->kconf, tin, tbound, i + 2,
+                                  &r->bound_runs[i + 1], err, errsz))
+            return -1;
+        double bound = (r->bound_runs[i] + r->bound_runs[i + 1]) / 2;
+        r->ratio_runs[i] = bound > 0 ? r->tp_runs[i].events_per_s / bound : 0;
+    }
+    summarize(r);
+    return 0;
 }
 
 /* Every phase in order; r is filled as far as it got. */
@@ -375,19 +459,7 @@ static int bench_phases(bench_cli *b, producer_broker *broker, bench_report *r, 
     cfg.events_topic = tin, cfg.output_topic = tout, cfg.dlq_topic = tdlq;
     cfg.reload_interval_ms = 0;
     cfg.offset_reset = "earliest";
-    /* The bound runs before and after the processor: the machine's load
-     * drifts, and the mean of the two brackets the processor's run. */
-    log_info("bench: transport bound over %s", tin);
-    if (bench_transport_bound(o, cfg.brokers, cfg.kconf, tin, tbound, 1, &r->bound_runs[0], err,
-                              errsz))
-        return -1;
-    log_info("bench: processor over %s", tin);
-    if (run_throughput(o, &cfg, &r->tp, err, errsz)) return -1;
-    log_info("bench: transport bound over %s again", tin);
-    if (bench_transport_bound(o, cfg.brokers, cfg.kconf, tin, tbound, 2, &r->bound_runs[1], err,
-                              errsz))
-        return -1;
-    r->bound_eps = (r->bound_runs[0] + r->bound_runs[1]) / 2;
+    if (throughput_runs(o, &cfg, tin, tbound, r, err, errsz)) return -1;
     if (o->rate <= 0) return 0;
     log_info("bench: latency floor (a bare loop) at %" PRId64 " events/s for %" PRId64 " s",
              o->rate, o->latency_s);

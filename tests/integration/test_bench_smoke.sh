@@ -2,7 +2,8 @@
 # `recstream bench --quick --json` keeps working: the whole benchmark (stream,
 # model, processor over it, transport bound before and after it, fixed-rate
 # latency and its floor) on tiny sizes, and its JSON carries positive,
-# consistent figures. Also: the text report names every figure, and a bad
+# consistent figures. Also: the text report names every figure, --runs 2
+# reports the median of two processor runs between three bounds, and a bad
 # flag is one line and exit 2.
 set -euo pipefail
 : "${RECSTREAM:?}" "${TEST_TMPDIR:?}"
@@ -19,6 +20,7 @@ check '.transport_bound_events_per_s > 0' '.transport_bound_events_per_s'
 # The bound runs before and after the processor; the ratio uses their mean.
 check '(.transport_bound_runs | length == 2 and all(. > 0)) and ((.transport_bound_runs | add / 2) - .transport_bound_events_per_s | fabs) < 1' '.transport_bound_runs'
 check '.ratio > 0 and (.ratio - .throughput_events_per_s / .transport_bound_events_per_s | fabs) < 0.01' '.ratio'
+check '.runs == 1 and .throughput_runs == [.throughput_events_per_s] and .ratio_runs == [.ratio]' '[.runs, .throughput_runs, .ratio_runs]'
 check '.applied == .events and .events == 20000' '[.applied, .events]'
 check '.published > 0 and .batches > 0' '[.published, .batches]'
 check '.latency.samples > 0' '.latency'
@@ -33,13 +35,17 @@ check '[.time_split[] | .us_per_event] | all(. >= 0) and (.[0:3] | all(. > 0))' 
 check '([.time_split[] | .share] | add - 1 | fabs) < 0.01' '.time_split'
 [ -s "$T/model.bin" ] || fail "no model written to --work-dir"
 
-# The text report, with a model given (no training) and no latency run.
-"$RECSTREAM" bench --quick --rate 0 --model "$T/model.bin" --work-dir "$T/2" >"$T/out.txt" \
-    2>"$T/text.err" || { mkdir -p "$T/2"; fail "text report exited"; }
-for w in throughput bound ratio "peak RSS" rocksdb split; do
+# The text report, with a model given (no training), no latency run, and
+# two processor runs: the median of both, between three bounds.
+"$RECSTREAM" bench --quick --rate 0 --runs 2 --model "$T/model.bin" --work-dir "$T/2" \
+    >"$T/out.txt" 2>"$T/text.err" || { mkdir -p "$T/2"; fail "text report exited"; }
+for w in throughput runs bound ratio "peak RSS" rocksdb split; do
     grep -q "^$w" "$T/out.txt" || fail "text report lacks '$w': $(cat "$T/out.txt")"
 done
 grep -q "latency" "$T/out.txt" && fail "--rate 0 still ran the latency phase"
+[ "$(grep -c 'processor over' "$T/text.err")" = 2 ] || fail "--runs 2 did not run the processor twice"
+[ "$(grep -c 'transport bound over' "$T/text.err")" = 3 ] || fail "--runs 2 did not run three bounds"
+grep -q "^runs        median of 2: " "$T/out.txt" || fail "runs line: $(grep '^runs' "$T/out.txt")"
 
 # A bad flag: one line, exit 2.
 set +e
