@@ -388,14 +388,14 @@ static double median(const double *v, int n) {
 /* The medians of the runs, and the details (split, CPU, writes) of the run
  * whose throughput is the median (the lower middle one of an even count). */
 static void summarize(bench_report *r) {
-    double eps[BENCH_RUNS_MAX];
-    for (int i = 0; i < r->runs; i++) eps[i] = r->tp_runs[i].events_per_s;
+    double buf[BENCH_RUNS_MAX];
+    const double *eps = eps_of(r, buf);
     r->events_per_s = median(eps, r->runs);
     r->ratio = median(r->ratio_runs, r->runs);
     r->bound_eps = median(r->bound_runs, r->runs + 1);
-    int mid = 0, below;
+    int mid = 0;
     for (int i = 0; i < r->runs; i++) {
-        below = 0;
+        int below = 0; /* runs ranked before run i */
         for (int j = 0; j < r->runs; j++) below += eps[j] < eps[i] || (eps[j] == eps[i] && j < i);
         if (below == (r->runs - 1) / 2) mid = i;
     }
