@@ -69,7 +69,7 @@ typedef struct run_config {
     const char *model_path;     /* required: the processor serves from a model */
     const char *offline_path;   /* optional offline lists file */
     int64_t reload_interval_ms; /* file check period, default 5000; 0 disables */
-    int batch_size;             /* max messages per batch, default 500 */
+    int batch_size;             /* max messages per batch, default 2000 */
     int max_inflight_batches;   /* batches processed and awaiting their
                                    acknowledgements before the loop waits,
                                    default RUN_MAX_INFLIGHT_DEFAULT */

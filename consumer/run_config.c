@@ -15,7 +15,7 @@ void run_config_default(run_config *cfg) {
     cfg->dlq_topic = "events.dlq";
     cfg->state_dir = "recstream-state";
     cfg->reload_interval_ms = 5000;
-    cfg->batch_size = 500;
+    cfg->batch_size = 2000;
     cfg->max_inflight_batches = RUN_MAX_INFLIGHT_DEFAULT;
     cfg->batch_timeout_ms = 100;
     cfg->offset_reset = "earliest";
@@ -107,7 +107,7 @@ size_t run_cli_opts(run_cli *rc, util_opt *out, size_t cap) {
         {"rerank-foldin", 0, UTIL_OPT_FLAG, &rc->rerank_foldin, 0, 0, 0, 0, NULL, NULL,
          "rerank: also consider the user vector's best items of the whole catalogue"},
         I("n", &rc->n, 1, 1000, "items per published list (default 20)"),
-        I("batch-size", &rc->batch_size, 1, 100000, "max events per batch (default 500)"),
+        I("batch-size", &rc->batch_size, 1, 100000, "max events per batch (default 2000)"),
         I("max-inflight-batches", &rc->max_inflight, 1, RUN_MAX_INFLIGHT_MAX,
           "batches processed ahead of their acknowledgements (default 64)"),
         D("batch-timeout", &c->batch_timeout_ms, "max wait to fill a batch (default 100ms)"),

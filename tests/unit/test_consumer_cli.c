@@ -28,7 +28,7 @@ static void test_defaults(void **st) {
     assert_string_equal(rc.cfg.output_topic, "recommendations");
     assert_string_equal(rc.cfg.dlq_topic, "events.dlq");
     assert_string_equal(rc.cfg.group_id, "recstream");
-    assert_int_equal(rc.cfg.batch_size, 500);
+    assert_int_equal(rc.cfg.batch_size, 2000);
     assert_int_equal(rc.cfg.history, 50);
     assert_int_equal(rc.cfg.blend.strategy, MODEL_BLEND_INTERLEAVE);
     assert_int_equal(rc.cfg.output_format, CODEC_FORMAT_JSON);
