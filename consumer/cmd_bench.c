@@ -38,7 +38,7 @@ typedef struct bench_report {
     tput_result tp_runs[BENCH_RUNS_MAX];   /* in order */
     double ratio_runs[BENCH_RUNS_MAX];     /* each over the mean of its two bounds */
     double bound_eps, events_per_s, ratio; /* medians of the runs */
-    tput_result tp; /* the run of median throughput (the lower one of an even count) */
+    const tput_result *tp; /* the run of median throughput (the lower one of an even count) */
     bench_latency lat, floor_lat; /* the processor's; the bare loop's */
     int lat_done;
     long max_rss_kb;
@@ -210,9 +210,9 @@ static const double *eps_of(const bench_report *r, double *eps) {
 }
 
 static json_t *report_json(const bench_opts *o, const bench_report *r, int batch_size) {
-    const run_stats *s = &r->tp.st;
+    const run_stats *s = &r->tp->st;
     double eps[BENCH_RUNS_MAX];
-    uint64_t n = r->tp.applied;
+    uint64_t n = r->tp->applied;
     double us[SPLIT_STAGES], sh[SPLIT_STAGES];
     split(s, n, us, sh);
     json_t *stages = json_object();
@@ -231,15 +231,15 @@ static json_t *report_json(const bench_opts *o, const bench_report *r, int batch
     json_object_set_new(j, "transport_bound_runs", reals(r->bound_runs, r->runs + 1));
     json_object_set_new(j, "ratio", json_real(r->ratio));
     json_object_set_new(j, "ratio_runs", reals(r->ratio_runs, r->runs));
-    json_object_set_new(j, "processor_wall_s", json_real(r->tp.wall_s));
-    json_object_set_new(j, "processor_join_s", json_real(r->tp.join_s));
-    json_object_set_new(j, "process_cpu_s", json_real(r->tp.cpu_s));
+    json_object_set_new(j, "processor_wall_s", json_real(r->tp->wall_s));
+    json_object_set_new(j, "processor_join_s", json_real(r->tp->join_s));
+    json_object_set_new(j, "process_cpu_s", json_real(r->tp->cpu_s));
     json_object_set_new(j, "applied", json_integer((json_int_t)n));
     json_object_set_new(j, "published", json_integer((json_int_t)s->published));
     json_object_set_new(j, "batches", json_integer((json_int_t)s->batches));
     json_object_set_new(j, "rocksdb_write_bytes_per_event",
-                        json_real(n ? (double)r->tp.write_bytes / (double)n : 0));
-    json_object_set_new(j, "state_dir_bytes", json_integer((json_int_t)r->tp.state_dir_bytes));
+                        json_real(n ? (double)r->tp->write_bytes / (double)n : 0));
+    json_object_set_new(j, "state_dir_bytes", json_integer((json_int_t)r->tp->state_dir_bytes));
     json_object_set_new(j, "peak_rss_mb", json_real((double)r->max_rss_kb / 1024.0));
     json_object_set_new(j, "time_split", stages);
     if (r->lat_done) {
@@ -257,14 +257,14 @@ static void latency_text(const char *what, const bench_latency *l) {
 }
 
 static void report_text(const bench_opts *o, const bench_report *r, int batch_size) {
-    uint64_t n = r->tp.applied;
+    uint64_t n = r->tp->applied;
     printf("stream      %" PRId64 " events, %" PRId64 " users, %" PRId64 " items, %" PRId64
            " partitions (produced in %.1f s)\n",
            o->events, o->users, o->items, o->partitions, r->produce_s);
     printf("model       %s (%.1f s)\n", r->model, r->train_s);
     printf("throughput  %.0f events/s (processor, batch %d, state on disk; %.1f s wall incl. %.1f "
            "s group join)\n",
-           r->events_per_s, batch_size, r->tp.wall_s, r->tp.join_s);
+           r->events_per_s, batch_size, r->tp->wall_s, r->tp->join_s);
     if (r->runs > 1) {
         printf("runs        median of %d:", r->runs);
         for (int i = 0; i < r->runs; i++)
@@ -283,10 +283,10 @@ static void report_text(const bench_opts *o, const bench_report *r, int batch_si
     printf("peak RSS    %.0f MB (whole process: embedded broker, model, RocksDB)\n",
            (double)r->max_rss_kb / 1024.0);
     printf("rocksdb     %.0f bytes written per event; state dir %.1f MB\n",
-           n ? (double)r->tp.write_bytes / (double)n : 0, (double)r->tp.state_dir_bytes / 1e6);
-    printf("cpu         %.1f s process CPU over %.1f s wall\n", r->tp.cpu_s, r->tp.wall_s);
+           n ? (double)r->tp->write_bytes / (double)n : 0, (double)r->tp->state_dir_bytes / 1e6);
+    printf("cpu         %.1f s process CPU over %.1f s wall\n", r->tp->cpu_s, r->tp->wall_s);
     double us[SPLIT_STAGES], sh[SPLIT_STAGES];
-    split(&r->tp.st, n, us, sh);
+    split(&r->tp->st, n, us, sh);
     printf("split      ");
     for (int i = 0; i < SPLIT_STAGES; i++)
         printf("%s %s %.1f us (%.0f%%)", i ? "," : "", split_label[i], us[i], 100 * sh[i]);
@@ -330,8 +330,8 @@ static size_t bench_opts_table(bench_cli *b, util_opt *opts, size_t cap) {
         {"latency-seconds", 0, UTIL_OPT_INT, &o->latency_s, 1, 3600, 0, 0, NULL, "N",
          "length of the latency run (default 10)"},
         {"runs", 0, UTIL_OPT_INT, &o->runs, 1, BENCH_RUNS_MAX, 0, 0, NULL, "N",
-         "processor runs over the stream, a transport bound before each and after the last; "
-         "medians reported (default 1, at most 9)"},
+         "processor runs over the stream, each followed by a transport bound (and one before "
+         "the first); medians reported (default 1, at most 9)"},
         {"factors", 0, UTIL_OPT_INT, &o->factors, 1, 1024, 0, 0, NULL, "N",
          "ALS factors of the trained model (default 64)"},
         {"iterations", 0, UTIL_OPT_INT, &o->iterations, 1, 100, 0, 0, NULL, "N",
@@ -399,7 +399,7 @@ static void summarize(bench_report *r) {
         for (int j = 0; j < r->runs; j++) below += eps[j] < eps[i] || (eps[j] == eps[i] && j < i);
         if (below == (r->runs - 1) / 2) mid = i;
     }
-    r->tp = r->tp_runs[mid];
+    r->tp = &r->tp_runs[mid];
 }
 
 /* A transport bound, then each processor run followed by another: the

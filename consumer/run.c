@@ -38,9 +38,9 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
  *   again at once when the queue drains (2.1 made that pause a setting,
  *   fetch.queue.backoff.ms, 1 s by default); at 120 000 events/s the
  *   statistics showed ~20 fetches a second with empty seconds between, and
- *   the loop waited for input a third of its time. The queue is therefore bounded by bytes alone
- *   (16 MB, ~160 000 JSON events), which also keeps prefetch memory
- *   fixed. */
+ *   the loop waited for input a third of its time. The queue is therefore
+ *   bounded by bytes alone (16 MB, ~160 000 JSON events), which also keeps
+ *   prefetch memory fixed. */
 int run_consumer_defaults(rd_kafka_conf_t *conf, const producer_kconf *kc, char *errstr,
                           size_t errsz) {
     static const char *const defaults[][2] = {

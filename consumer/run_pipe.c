@@ -231,16 +231,14 @@ static void finish_oldest(run_ctx *c) {
 }
 
 /* Written batches leave, oldest first; a batch the writer could not write
- * is discarded with every later one. */
+ * is discarded with every later one (discard_from logs its commit's
+ * reason). */
 static void finish_written(run_ctx *c) {
     while (c->n_pend && c->pend[0].commit) {
-        const char *why;
-        int st = run_commit_status(c->pend[0].commit, &why);
+        int st = run_commit_status(c->pend[0].commit, NULL);
         if (st == 0) return;
         if (st < 0) {
-            char copy[256];
-            snprintf(copy, sizeof(copy), "%s", why);
-            discard_from(c, 0, copy);
+            discard_from(c, 0, "its commit failed");
             return;
         }
         finish_oldest(c);
