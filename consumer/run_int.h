@@ -89,7 +89,7 @@ typedef struct run_recs {
     size_t n_known;                      /* window items the model knows, in exclude[] */
     uint64_t win_bloom[16];              /* the window's item ids, a Bloom filter (run_recs.c) */
     int win_bloom_ready;                 /* win_bloom made for the current sources */
-    uint64_t known_bits[16];             /* exclude[0, n_known) as a filter */
+    model_item_set known;                /* exclude[0, n_known) as a set */
     codec_rec_item *prev;                /* run_recs_published */
     char *prev_ids;
     size_t cap_prev, cap_prev_ids;

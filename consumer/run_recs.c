@@ -96,22 +96,6 @@ static int in_history(run_recs *r, const state_user *u, const char *item) {
     return 0;
 }
 
-/* The same question for an item of the model, by index: the window's known
- * items are r->exclude[0, n_known) (online_list), behind a filter of their
- * indices. */
-static void known_filter(run_recs *r) {
-    memset(r->known_bits, 0, sizeof(r->known_bits));
-    for (size_t i = 0; i < r->n_known; i++)
-        r->known_bits[(r->exclude[i] >> 6) & 15] |= 1ULL << (r->exclude[i] & 63);
-}
-
-static int in_window(const run_recs *r, uint32_t idx) {
-    if (!(r->known_bits[(idx >> 6) & 15] & (1ULL << (idx & 63)))) return 0;
-    for (size_t i = 0; i < r->n_known; i++)
-        if (r->exclude[i] == idx) return 1;
-    return 0;
-}
-
 /* Rebuilds the accumulator from the window and returns the online top. */
 static size_t online_list(run_recs *r, const run_config *cfg, const model *m, const state_user *u,
                           int64_t now_ms, size_t n) {
@@ -156,7 +140,7 @@ static size_t popular_list(run_recs *r, const run_config *cfg, const model *m, c
         const char *name = given ? given->item_ids[i] : model_ids_name(m->items, m->popular[i]);
         int seen = cfg->online.include_seen ? 0
                    : given                  ? in_history(r, u, name)
-                                            : in_window(r, m->popular[i]);
+                                            : model_item_set_has(&r->known, m->popular[i]);
         if (seen) continue;
         r->pop_names[k] = name;
         r->pop_scores[k++] = given ? given->scores[i] : m->popular_score[i];
@@ -213,7 +197,8 @@ void run_recs_sources(run_recs *r, const run_config *cfg, const reload_view *v, 
     r->src_n = n;
     r->win_bloom_ready = 0;
     size_t k = online_list(r, cfg, v->model, u, window_now(u, trigger_ts), n);
-    known_filter(r);
+    /* the window's known items (online_list), for popular_list */
+    model_item_set_init(&r->known, r->exclude, r->n_known);
     r->src[CODEC_SOURCE_ONLINE] = (model_candidates){r->on_names, r->on_scores, k};
     k = offline_list(r, cfg, v->offline, user_id, u, n);
     r->src[CODEC_SOURCE_OFFLINE] = (model_candidates){r->off_names, r->off_scores, k};

@@ -218,6 +218,16 @@ typedef struct model_online_event {
  * the window spreads over its neighbours once. */
 void model_online_rebuild(model_online *acc, const model *m, const model_online_params *p,
                           const model_online_event *ev, size_t n);
+/* A few item indices (a user's window, tens of items): a 1024-bit filter
+ * answers "not in the set" at once for nearly every other item, a scan of
+ * the items the rest. The set points into items[]. */
+typedef struct model_item_set {
+    const uint32_t *items;
+    size_t n;
+    uint64_t bits[16];
+} model_item_set;
+void model_item_set_init(model_item_set *x, const uint32_t *items, size_t n);
+int model_item_set_has(const model_item_set *x, uint32_t item);
 /* The best n candidates at time now_ms, skipping the exclude[] items unless
  * include_seen; scores are the decayed values of the formula above. */
 size_t model_online_top(const model_online *acc, const model_online_params *p, int64_t now_ms,

@@ -240,22 +240,14 @@ static void sift_down(cand *h, size_t n, size_t i) {
     }
 }
 
-/* The excluded items (the user's window, ~50): a 1024-bit filter answers
- * "not excluded" at once for nearly every candidate, a scan the rest. */
-typedef struct excl {
-    const uint32_t *items;
-    size_t n;
-    uint64_t bits[16];
-} excl;
-
-static void excl_init(excl *x, const uint32_t *items, size_t n) {
+void model_item_set_init(model_item_set *x, const uint32_t *items, size_t n) {
     x->items = items;
     x->n = n;
     memset(x->bits, 0, sizeof(x->bits));
     for (size_t i = 0; i < n; i++) x->bits[(items[i] >> 6) & 15] |= 1ULL << (items[i] & 63);
 }
 
-static int excluded(const excl *x, uint32_t item) {
+int model_item_set_has(const model_item_set *x, uint32_t item) {
     if (!(x->bits[(item >> 6) & 15] & (1ULL << (item & 63)))) return 0;
     for (size_t i = 0; i < x->n; i++)
         if (x->items[i] == item) return 1;
@@ -266,8 +258,8 @@ size_t model_online_top(const model_online *acc, const model_online_params *p, i
                         const uint32_t *exclude, size_t n_exclude, size_t n, uint32_t *items,
                         float *scores) {
     if (!n || !acc->used) return 0;
-    excl ex;
-    excl_init(&ex, exclude, p->include_seen ? 0 : n_exclude);
+    model_item_set ex;
+    model_item_set_init(&ex, exclude, p->include_seen ? 0 : n_exclude);
     cand heap_stack[256], *heap = heap_stack; /* on the stack for the usual n */
     if (n > 256) heap = util_malloc(n * sizeof(*heap));
     size_t k = 0;
@@ -282,7 +274,7 @@ size_t model_online_top(const model_online *acc, const model_online_params *p, i
         /* The exclusion test runs only for a candidate that would enter
          * the heap. */
         if (k == n && !better(&c, &heap[0])) continue;
-        if (excluded(&ex, s->item)) continue;
+        if (model_item_set_has(&ex, s->item)) continue;
         if (k < n) {
             heap[k++] = c;
             if (k == n)
