@@ -15,7 +15,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config \
       librdkafka-dev libavro-dev libopenblas-dev librocksdb-dev libmicrohttpd-dev \
-      libjansson-dev libxxhash-dev libcurl4-openssl-dev \
+      libjansson-dev libxxhash-dev libcurl4-openssl-dev libjemalloc-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -28,7 +28,7 @@ FROM debian:12-slim AS runtime
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       librdkafka1 libavro23 libopenblas0-pthread librocksdb7.8 libmicrohttpd12 \
-      libjansson4 libxxhash0 libcurl4 ca-certificates curl \
+      libjansson4 libxxhash0 libcurl4 libjemalloc2 ca-certificates curl \
  && rm -rf /var/lib/apt/lists/*
 # A fixed non-root uid/gid, so that volume permissions are predictable.
 RUN groupadd --system --gid 10001 recstream \

@@ -8,7 +8,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       librdkafka-dev libavro-dev libopenblas-dev librocksdb-dev
       libmicrohttpd-dev libjansson-dev libxxhash-dev libcurl4-openssl-dev
-      libcmocka-dev kcat jq curl valgrind clang-format iproute2
+      libjemalloc-dev libcmocka-dev kcat jq curl valgrind clang-format iproute2
       python3 python3-yaml docker-compose)
 missing=()
 for p in "${pkgs[@]}"; do
