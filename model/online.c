@@ -194,6 +194,19 @@ static size_t merge_window(const model *m, const model_online_params *p,
     return d;
 }
 
+/* The model's neighbour lists (8 MB for 20 000 items) are mostly out of
+ * cache when a user comes round again: in perf, a quarter of the rebuild's
+ * samples sat on the load of a list's first index. The next item's lists
+ * are fetched while this one's are spread. */
+static void prefetch_neighbours(const model *m, uint32_t k, uint32_t item) {
+    const char *idx = (const char *)(m->nbr_idx + (size_t)item * m->k);
+    const char *sim = (const char *)(m->nbr_sim + (size_t)item * m->k);
+    for (size_t off = 0; off < k * sizeof(uint32_t); off += 64) {
+        __builtin_prefetch(idx + off);
+        __builtin_prefetch(sim + off);
+    }
+}
+
 void model_online_rebuild(model_online *acc, const model *m, const model_online_params *p,
                           const model_online_event *ev, size_t n) {
     model_online_reset(acc);
@@ -210,7 +223,10 @@ void model_online_rebuild(model_online *acc, const model *m, const model_online_
     uint32_t stack_t[128], *table = size <= 128 ? stack_t : util_malloc(size * sizeof(*table));
     size_t d = merge_window(m, p, ev, n, anchor, mg, table, (uint32_t)(size - 1));
     uint32_t k = k_of(m, p);
-    for (size_t i = 0; i < d; i++) spread(acc, m, k, mg[i].item, mg[i].term, +1);
+    for (size_t i = 0; i < d; i++) {
+        if (i + 1 < d) prefetch_neighbours(m, k, mg[i + 1].item);
+        spread(acc, m, k, mg[i].item, mg[i].term, +1);
+    }
     if (mg != stack_m) free(mg);
     if (table != stack_t) free(table);
 }
