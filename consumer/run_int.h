@@ -69,6 +69,9 @@ typedef struct run_pend {
 typedef struct run_recs {
     model_online *acc;
     model_online_event *win; /* the window's known events, for the rebuild */
+    const char **win_ids;    /* the window's item ids, their lengths, model indices */
+    size_t *win_lens;
+    uint32_t *win_idx;
     uint32_t *exclude, *on_items;
     float *on_scores, *pop_scores, *off_scores;
     const char **on_names, **pop_names, **off_names;

@@ -22,6 +22,9 @@ void run_recs_init(run_recs *r) {
 void run_recs_free(run_recs *r) {
     model_online_free(r->acc);
     free(r->win);
+    free(r->win_ids);
+    free(r->win_lens);
+    free(r->win_idx);
     free(r->exclude);
     free(r->on_items);
     free(r->on_scores);
@@ -49,6 +52,9 @@ void run_recs_free(run_recs *r) {
 static void reserve(run_recs *r, size_t n, size_t h) {
     if (h > r->cap_exclude) {
         r->win = util_realloc(r->win, h * sizeof(*r->win));
+        r->win_ids = util_realloc(r->win_ids, h * sizeof(*r->win_ids));
+        r->win_lens = util_realloc(r->win_lens, h * sizeof(*r->win_lens));
+        r->win_idx = util_realloc(r->win_idx, h * sizeof(*r->win_idx));
         r->exclude = util_realloc(r->exclude, h * sizeof(*r->exclude));
         r->conf = util_realloc(r->conf, h * sizeof(*r->conf));
         r->cap_exclude = h;
@@ -101,8 +107,13 @@ static size_t online_list(run_recs *r, const run_config *cfg, const model *m, co
                           int64_t now_ms, size_t n) {
     size_t n_ex = 0;
     for (uint32_t i = 0; i < u->n_events; i++) {
+        r->win_ids[i] = state_user_item(u, &u->events[i]);
+        r->win_lens[i] = u->events[i].item_len;
+    }
+    model_ids_find_many(m->items, r->win_ids, r->win_lens, u->n_events, r->win_idx);
+    for (uint32_t i = 0; i < u->n_events; i++) {
         const state_event *e = &u->events[i];
-        uint32_t idx = model_ids_find(m->items, state_user_item(u, e), e->item_len);
+        uint32_t idx = r->win_idx[i];
         if (idx == MODEL_NONE) continue; /* an item newer than the model */
         r->win[n_ex] = (model_online_event){idx, (codec_event_type)e->type, e->weight, e->ts_ms};
         /* the window's known items and their ALS confidence, for fold_in */

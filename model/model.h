@@ -32,6 +32,10 @@ model_ids *model_ids_new(void);
 void model_ids_free(model_ids *ids);
 uint32_t model_ids_intern(model_ids *ids, const char *id, size_t len);
 uint32_t model_ids_find(const model_ids *ids, const char *id, size_t len); /* or MODEL_NONE */
+/* out[i] = model_ids_find(ids, id[i], len[i]) for i < n, with the table's
+ * memory for a run of ids fetched before any of them is compared. */
+void model_ids_find_many(const model_ids *ids, const char *const *id, const size_t *len, size_t n,
+                         uint32_t *out);
 const char *model_ids_name(const model_ids *ids, uint32_t idx);
 uint32_t model_ids_count(const model_ids *ids);
 
