@@ -3,10 +3,9 @@
  * (one event's K neighbours into the accumulator), a whole window rebuilt
  * (H adds), model_online_rebuild (the same with a quarter of the window's
  * items repeated, merged; what the processor does per touched user),
- * model_online_top (the
- * best n of the accumulated candidates) and model_blend (online, offline,
- * popular into one list). The model is trained on a synthetic stream, so
- * neighbour lists have the real shape.
+ * model_online_top (the best n of the accumulated candidates) and
+ * model_blend (online, offline, popular into one list). The model is
+ * trained on a synthetic stream, so neighbour lists have the real shape.
  *   bench_online [--items N] [--k N] [--h N] [--n N] [--iters N] */
 #include <stdio.h>
 #include <stdlib.h>

@@ -5,10 +5,10 @@
 #ifndef RECSTREAM_CODEC_INT_H
 #define RECSTREAM_CODEC_INT_H
 
-#include <string.h>
 #include "codec.h"
 
 #include <stdarg.h>
+#include <string.h>
 
 /* ---- Errors: sets detail (may be NULL) and returns err. */
 codec_err codec_fail(codec_err err, char *detail, size_t detail_size, const char *fmt, ...)

@@ -149,9 +149,14 @@ static double weight_of(const model_online_params *p, codec_event_type type, flo
     return weight >= 0 ? weight : p->type_weight[type];
 }
 
+/* Whether an event adds anything: an item the model has, a known type. */
+static int counts(const model *m, uint32_t item, codec_event_type type) {
+    return item < m->n_items && (unsigned)type < CODEC_EVENT_TYPES;
+}
+
 void model_online_add(model_online *acc, const model *m, const model_online_params *p,
                       uint32_t item, codec_event_type type, float weight, int64_t ts_ms, int sign) {
-    if (item >= m->n_items || (unsigned)type >= CODEC_EVENT_TYPES) return;
+    if (!counts(m, item, type)) return;
     if (!acc->anchored) {
         acc->anchor_ms = ts_ms;
         acc->anchored = 1;
@@ -170,17 +175,13 @@ typedef struct merged {
     double term;
 } merged;
 
-static int counts(const model *m, const model_online_event *e) {
-    return e->item < m->n_items && (unsigned)e->type < CODEC_EVENT_TYPES;
-}
-
 static size_t merge_window(const model *m, const model_online_params *p,
                            const model_online_event *ev, size_t n, int64_t anchor, merged *out,
                            uint32_t *table, uint32_t mask) {
     size_t d = 0;
     memset(table, 0xff, ((size_t)mask + 1) * sizeof(*table));
     for (size_t i = 0; i < n; i++) {
-        if (!counts(m, &ev[i])) continue;
+        if (!counts(m, ev[i].item, ev[i].type)) continue;
         double term =
             weight_of(p, ev[i].type, ev[i].weight) * exp2(exponent(p, anchor, ev[i].ts_ms));
         uint32_t h = (ev[i].item * 2654435761u) & mask;
@@ -212,8 +213,11 @@ void model_online_rebuild(model_online *acc, const model *m, const model_online_
     model_online_reset(acc);
     int64_t anchor = 0;
     int any = 0;
-    for (size_t i = 0; i < n; i++)
-        if (counts(m, &ev[i]) && (!any || ev[i].ts_ms > anchor)) anchor = ev[i].ts_ms, any = 1;
+    for (size_t i = 0; i < n; i++) {
+        if (!counts(m, ev[i].item, ev[i].type) || (any && ev[i].ts_ms <= anchor)) continue;
+        anchor = ev[i].ts_ms;
+        any = 1;
+    }
     if (!any) return;
     acc->anchor_ms = anchor;
     acc->anchored = 1;
