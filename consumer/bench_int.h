@@ -18,10 +18,11 @@ typedef struct bench_opts {
     char suffix[32]; /* makes topic and group names unique to this run */
 } bench_opts;
 
-/* Topics of one bench run; created on the embedded broker or, with
- * --brokers, through the admin API. */
+/* Topics of one bench run, *partitions each; created on the embedded broker
+ * or, with --brokers, through the admin API, or failing that by the broker's
+ * auto-creation, which picks the count itself and sets *partitions. */
 int bench_create_topics(producer_broker *b, const char *brokers, const producer_kconf *kc,
-                        const char *const *topics, size_t n, int partitions, char *errstr,
+                        const char *const *topics, size_t n, int *partitions, char *errstr,
                         size_t errsz);
 
 /* Produces o->events synthetic JSON events keyed by user to topic and waits

@@ -5,6 +5,7 @@
  * means something on a noisy machine). */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench_int.h"
 
@@ -30,8 +31,70 @@ rd_kafka_conf_t *bench_client_conf(const producer_kconf *kc, const char *brokers
     return conf;
 }
 
+/* Asks the broker for each topic's metadata until every one has partitions;
+ * a broker with auto-creation on creates them on that request, with its own
+ * default partition count, which lands in *partitions. */
+static int auto_create(rd_kafka_t *rk, const char *const *topics, size_t n, int *partitions,
+                       char *errstr, size_t errsz) {
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topics[i], NULL);
+        int cnt = 0;
+        for (int tries = 0; tries < 20 && cnt <= 0; tries++) {
+            const struct rd_kafka_metadata *md = NULL;
+            rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, t, &md, 5000);
+            if (!e && md->topic_cnt == 1 && !md->topics[0].err) cnt = md->topics[0].partition_cnt;
+            if (md) rd_kafka_metadata_destroy(md);
+            if (cnt <= 0) usleep(500000); /* a new topic's leaders take a moment */
+        }
+        rd_kafka_topic_destroy(t);
+        if (cnt <= 0)
+            return snprintf(errstr, errsz, "topic %s was not auto-created", topics[i]), -1;
+        if (i > 0 && cnt != *partitions)
+            return snprintf(errstr, errsz, "auto-created topic %s has %d partitions, %s %d",
+                            topics[i], cnt, topics[0], *partitions),
+                   -1;
+        *partitions = cnt;
+    }
+    return 0;
+}
+
+/* CreateTopics; NULL on success, else why not (in why). */
+static const char *admin_create_topics(rd_kafka_t *rk, const char *const *topics, size_t n,
+                                       int partitions, char *why, size_t whysz) {
+    rd_kafka_NewTopic_t *nt[8];
+    for (size_t i = 0; i < n; i++)
+        nt[i] = rd_kafka_NewTopic_new(topics[i], partitions, -1, why, whysz);
+    rd_kafka_AdminOptions_t *ao = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_AdminOptions_set_request_timeout(ao, 10000, why, whysz);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_CreateTopics(rk, nt, n, ao, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
+    const char *fail = NULL;
+    if (!ev) {
+        fail = "no answer in 30 s";
+    } else if (rd_kafka_event_error(ev)) {
+        fail = why, snprintf(why, whysz, "%s", rd_kafka_event_error_string(ev));
+    } else {
+        size_t cnt;
+        const rd_kafka_topic_result_t **res =
+            rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &cnt);
+        for (size_t i = 0; i < cnt && !fail; i++)
+            if (rd_kafka_topic_result_error(res[i]))
+                fail = why, snprintf(why, whysz, "%s: %s", rd_kafka_topic_result_name(res[i]),
+                                     rd_kafka_topic_result_error_string(res[i]));
+    }
+    if (ev) rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_AdminOptions_destroy(ao);
+    rd_kafka_NewTopic_destroy_array(nt, n);
+    return fail;
+}
+
+/* Through the admin API; when the broker cannot create topics that way (the
+ * embedded broker run as `recstream broker` never finds a controller for
+ * admin requests), through auto-creation. */
 static int admin_create(const char *brokers, const producer_kconf *kc, const char *const *topics,
-                        size_t n, int partitions, char *errstr, size_t errsz) {
+                        size_t n, int *partitions, char *errstr, size_t errsz) {
     rd_kafka_conf_t *conf = bench_client_conf(kc, brokers, NULL, errstr, errsz);
     if (!conf) return -1;
     char why[512];
@@ -40,42 +103,27 @@ static int admin_create(const char *brokers, const producer_kconf *kc, const cha
         rd_kafka_conf_destroy(conf);
         return snprintf(errstr, errsz, "admin client: %s", why), -1;
     }
-    rd_kafka_NewTopic_t *nt[8];
-    for (size_t i = 0; i < n; i++)
-        nt[i] = rd_kafka_NewTopic_new(topics[i], partitions, -1, why, sizeof(why));
-    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_CreateTopics(rk, nt, n, NULL, q);
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
-    int rc = -1;
-    if (!ev) {
-        snprintf(errstr, errsz, "creating topics: no answer in 30 s");
-    } else if (rd_kafka_event_error(ev)) {
-        snprintf(errstr, errsz, "creating topics: %s", rd_kafka_event_error_string(ev));
-    } else {
-        size_t cnt;
-        const rd_kafka_topic_result_t **res =
-            rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &cnt);
-        rc = 0;
-        for (size_t i = 0; i < cnt; i++)
-            if (rd_kafka_topic_result_error(res[i])) {
-                snprintf(errstr, errsz, "creating topic %s: %s", rd_kafka_topic_result_name(res[i]),
-                         rd_kafka_topic_result_error_string(res[i]));
-                rc = -1;
-            }
+    int rc = 0;
+    const char *fail = admin_create_topics(rk, topics, n, *partitions, why, sizeof(why));
+    if (fail) {
+        log_warn("bench: creating topics: %s; relying on the broker's auto-creation", fail);
+        char aerr[512];
+        rc = auto_create(rk, topics, n, partitions, aerr, sizeof(aerr));
+        if (rc)
+            snprintf(errstr, errsz, "creating topics: %s; %s", fail, aerr);
+        else
+            log_warn("bench: topics auto-created with %d partitions each", *partitions);
     }
-    if (ev) rd_kafka_event_destroy(ev);
-    rd_kafka_NewTopic_destroy_array(nt, n);
-    rd_kafka_queue_destroy(q);
     rd_kafka_destroy(rk);
     return rc;
 }
 
 int bench_create_topics(producer_broker *b, const char *brokers, const producer_kconf *kc,
-                        const char *const *topics, size_t n, int partitions, char *errstr,
+                        const char *const *topics, size_t n, int *partitions, char *errstr,
                         size_t errsz) {
     if (!b) return admin_create(brokers, kc, topics, n, partitions, errstr, errsz);
     for (size_t i = 0; i < n; i++)
-        if (producer_broker_create_topic(b, topics[i], partitions, errstr, errsz)) return -1;
+        if (producer_broker_create_topic(b, topics[i], *partitions, errstr, errsz)) return -1;
     return 0;
 }
 

@@ -442,9 +442,10 @@ static int bench_phases(bench_cli *b, producer_broker *broker, bench_report *r, 
     snprintf(tfout, sizeof(tfout), "bench-floor-recs-%s", o->suffix);
     snprintf(tdlq, sizeof(tdlq), "bench-dlq-%s", o->suffix);
     const char *topics[] = {tin, tout, tbound, tlin, tlout, tfin, tfout, tdlq};
-    if (bench_create_topics(broker, cfg.brokers, cfg.kconf, topics, 8, (int)o->partitions, err,
-                            errsz))
+    int partitions = (int)o->partitions;
+    if (bench_create_topics(broker, cfg.brokers, cfg.kconf, topics, 8, &partitions, err, errsz))
         return -1;
+    o->partitions = partitions;
     model_dataset *ds = cfg.model_path ? NULL : model_dataset_new();
     log_info("bench: producing %" PRId64 " events to %s", o->events, tin);
     int rc = bench_produce_stream(o, cfg.brokers, cfg.kconf, tin, ds, &r->produce_s, err, errsz);
