@@ -26,7 +26,8 @@ static void find_data_dir(void) {
 
 static size_t read_file(const char *dir, const char *name, char *buf, size_t cap) {
     char path[2048];
-    snprintf(path, sizeof(path), "%s/%s/%s", data_dir, dir, name);
+    if (snprintf(path, sizeof(path), "%s/%s/%s", data_dir, dir, name) >= (int)sizeof(path))
+        fail_msg("path too long: %s/%s", dir, name);
     FILE *f = fopen(path, "rb");
     if (!f) fail_msg("cannot open %s", path);
     size_t n = fread(buf, 1, cap, f);

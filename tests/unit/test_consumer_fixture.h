@@ -36,8 +36,9 @@ FX_FN const char *fx_dir(char *buf, size_t size, const char *name) {
     mkdir(base, 0755);
     snprintf(buf, size, "%s/%s-%d", base, name, (int)getpid());
     char cmd[1200];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s' && mkdir -p '%s'", buf, buf);
-    if (system(cmd)) abort();
+    if (snprintf(cmd, sizeof(cmd), "rm -rf '%s' && mkdir -p '%s'", buf, buf) >= (int)sizeof(cmd) ||
+        system(cmd))
+        abort();
     return buf;
 }
 
