@@ -33,11 +33,13 @@ typedef struct tput_result {
 
 typedef struct bench_report {
     double produce_s, train_s;
-    int runs;                              /* processor runs, each between two bounds */
-    double bound_runs[BENCH_RUNS_MAX + 1]; /* before, between and after them */
-    tput_result tp_runs[BENCH_RUNS_MAX];   /* in order */
-    double ratio_runs[BENCH_RUNS_MAX];     /* each over the mean of its two bounds */
-    double bound_eps, events_per_s, ratio; /* medians of the runs */
+    int runs;                                  /* processor runs, each between two bounds */
+    double bound_runs[BENCH_RUNS_MAX + 1];     /* before, between and after them */
+    double bound_cpu_runs[BENCH_RUNS_MAX + 1]; /* process CPU seconds of each bound */
+    tput_result tp_runs[BENCH_RUNS_MAX];       /* in order */
+    double ratio_runs[BENCH_RUNS_MAX];         /* each over the mean of its two bounds */
+    double bound_eps, events_per_s, ratio;     /* medians of the runs */
+    double bound_cpu_s, cpu_ratio;             /* median bound CPU; over the median run's */
     const tput_result *tp; /* the run of median throughput (the lower one of an even count) */
     bench_latency lat, floor_lat; /* the processor's; the bare loop's */
     int lat_done;
@@ -234,6 +236,8 @@ static json_t *report_json(const bench_opts *o, const bench_report *r, int batch
     json_object_set_new(j, "processor_wall_s", json_real(r->tp->wall_s));
     json_object_set_new(j, "processor_join_s", json_real(r->tp->join_s));
     json_object_set_new(j, "process_cpu_s", json_real(r->tp->cpu_s));
+    json_object_set_new(j, "transport_bound_cpu_s", json_real(r->bound_cpu_s));
+    json_object_set_new(j, "cpu_ratio", json_real(r->cpu_ratio));
     json_object_set_new(j, "applied", json_integer((json_int_t)n));
     json_object_set_new(j, "published", json_integer((json_int_t)s->published));
     json_object_set_new(j, "batches", json_integer((json_int_t)s->batches));
@@ -284,7 +288,9 @@ static void report_text(const bench_opts *o, const bench_report *r, int batch_si
            (double)r->max_rss_kb / 1024.0);
     printf("rocksdb     %.0f bytes written per event; state dir %.1f MB\n",
            n ? (double)r->tp->write_bytes / (double)n : 0, (double)r->tp->state_dir_bytes / 1e6);
-    printf("cpu         %.1f s process CPU over %.1f s wall\n", r->tp->cpu_s, r->tp->wall_s);
+    printf("cpu         %.1f s process CPU over %.1f s wall; the bound %.1f s (median), %.2f of "
+           "the processor's\n",
+           r->tp->cpu_s, r->tp->wall_s, r->bound_cpu_s, r->cpu_ratio);
     double us[SPLIT_STAGES], sh[SPLIT_STAGES];
     split(&r->tp->st, n, us, sh);
     printf("split      ");
@@ -400,6 +406,19 @@ static void summarize(bench_report *r) {
         if (below == (r->runs - 1) / 2) mid = i;
     }
     r->tp = &r->tp_runs[mid];
+    r->bound_cpu_s = median(r->bound_cpu_runs, r->runs + 1);
+    r->cpu_ratio = r->tp->cpu_s > 0 ? r->bound_cpu_s / r->tp->cpu_s : 0;
+}
+
+/* Transport bound number run (1, 2, ...), with the process CPU it took. */
+static int bound_run(const bench_opts *o, const run_config *cfg, const char *tin,
+                     const char *tbound, int run, bench_report *r, char *err, size_t errsz) {
+    log_info("bench: transport bound over %s%s", tin, run > 1 ? " again" : "");
+    double cpu0 = cpu_seconds();
+    int rc = bench_transport_bound(o, cfg->brokers, cfg->kconf, tin, tbound, run,
+                                   &r->bound_runs[run - 1], err, errsz);
+    r->bound_cpu_runs[run - 1] = cpu_seconds() - cpu0;
+    return rc;
 }
 
 /* A transport bound, then each processor run followed by another: the
@@ -408,17 +427,11 @@ static void summarize(bench_report *r) {
 static int throughput_runs(const bench_opts *o, const run_config *cfg, const char *tin,
                            const char *tbound, bench_report *r, char *err, size_t errsz) {
     r->runs = (int)o->runs;
-    log_info("bench: transport bound over %s", tin);
-    if (bench_transport_bound(o, cfg->brokers, cfg->kconf, tin, tbound, 1, &r->bound_runs[0], err,
-                              errsz))
-        return -1;
+    if (bound_run(o, cfg, tin, tbound, 1, r, err, errsz)) return -1;
     for (int i = 0; i < r->runs; i++) {
         log_info("bench: processor over %s (run %d of %d)", tin, i + 1, r->runs);
         if (run_throughput(o, cfg, i + 1, &r->tp_runs[i], err, errsz)) return -1;
-        log_info("bench: transport bound over %s again", tin);
-        if (bench_transport_bound(o, cfg->brokers, cfg->kconf, tin, tbound, i + 2,
-                                  &r->bound_runs[i + 1], err, errsz))
-            return -1;
+        if (bound_run(o, cfg, tin, tbound, i + 2, r, err, errsz)) return -1;
         double bound = (r->bound_runs[i] + r->bound_runs[i + 1]) / 2;
         r->ratio_runs[i] = bound > 0 ? r->tp_runs[i].events_per_s / bound : 0;
     }

@@ -30,6 +30,8 @@ check '.latency.achieved_rate > 1000' '.latency.achieved_rate'
 check '.latency_floor.samples > 0 and .latency_floor.p50_ms > 0 and .latency_floor.p50_ms <= .latency_floor.p99_ms' '.latency_floor'
 check '[.latency, .latency_floor][] | .produced_p50_ms >= 0 and .produced_p50_ms <= .produced_p99_ms and .produced_p99_ms <= .max_ms' '[.latency, .latency_floor]'
 check '.peak_rss_mb > 10' '.peak_rss_mb'
+# The CPU each side took, and their quotient.
+check '.process_cpu_s > 0 and .transport_bound_cpu_s > 0 and (.cpu_ratio - .transport_bound_cpu_s / .process_cpu_s | fabs) < 0.01' '[.process_cpu_s, .transport_bound_cpu_s, .cpu_ratio]'
 check '.rocksdb_write_bytes_per_event > 0 and .state_dir_bytes > 0' '[.rocksdb_write_bytes_per_event, .state_dir_bytes]'
 check '[.time_split[] | .us_per_event] | all(. >= 0) and (.[0:3] | all(. > 0))' '.time_split'
 check '([.time_split[] | .share] | add - 1 | fabs) < 0.01' '.time_split'
