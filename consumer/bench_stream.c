@@ -73,15 +73,18 @@ static const char *admin_create_topics(rd_kafka_t *rk, const char *const *topics
     if (!ev) {
         fail = "no answer in 30 s";
     } else if (rd_kafka_event_error(ev)) {
-        fail = why, snprintf(why, whysz, "%s", rd_kafka_event_error_string(ev));
+        snprintf(why, whysz, "%s", rd_kafka_event_error_string(ev));
+        fail = why;
     } else {
         size_t cnt;
         const rd_kafka_topic_result_t **res =
             rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &cnt);
-        for (size_t i = 0; i < cnt && !fail; i++)
-            if (rd_kafka_topic_result_error(res[i]))
-                fail = why, snprintf(why, whysz, "%s: %s", rd_kafka_topic_result_name(res[i]),
-                                     rd_kafka_topic_result_error_string(res[i]));
+        for (size_t i = 0; i < cnt && !fail; i++) {
+            if (!rd_kafka_topic_result_error(res[i])) continue;
+            snprintf(why, whysz, "%s: %s", rd_kafka_topic_result_name(res[i]),
+                     rd_kafka_topic_result_error_string(res[i]));
+            fail = why;
+        }
     }
     if (ev) rd_kafka_event_destroy(ev);
     rd_kafka_queue_destroy(q);
