@@ -54,7 +54,7 @@ typedef struct tput_run {
     uint64_t target;
     volatile sig_atomic_t stop;
     volatile int done; /* run_processor returned */
-    int64_t t_first, t_last, t_start;
+    int64_t t_first, t_last;
     uint64_t applied_first, applied_last;
     int rc;
     run_stats st;
