@@ -306,10 +306,11 @@ static const char about[] =
     "events over 100k users and 20k items, 32 partitions) to the embedded broker (or\n"
     "--brokers), trains a model on it (64 factors, K = 50; or --model FILE), runs the processor\n"
     "over it with state on disk, and measures in the same run the transport bound (consume each\n"
-    "event, produce one small record, nothing else) and the ratio. Then it offers events at\n"
-    "--rate while the processor runs and reports event-to-publish latency (output arrival\n"
-    "minus produce time). Also: peak RSS, RocksDB bytes written per event, and where the\n"
-    "loop's time goes. The processor flags of `recstream run` apply.\n"
+    "event, produce one small record, nothing else), the ratio, and the CPU each took. Then it\n"
+    "offers events at --rate while the processor runs and reports event-to-publish latency\n"
+    "(output arrival minus produce time). Also: peak RSS, RocksDB bytes written per event, and\n"
+    "where the loop's time goes. The processor flags of `recstream run` apply. With --brokers\n"
+    "it creates its topics, or lets the broker auto-create them.\n"
     "Example: recstream bench --json > bench.json";
 
 typedef struct bench_cli {
