@@ -39,7 +39,7 @@ typedef struct bench_report {
     tput_result tp_runs[BENCH_RUNS_MAX];       /* in order */
     double ratio_runs[BENCH_RUNS_MAX];         /* each over the mean of its two bounds */
     double bound_eps, events_per_s, ratio;     /* medians of the runs */
-    double bound_cpu_s, cpu_ratio;             /* median bound CPU; over the median run's */
+    double bound_cpu_s;                        /* median of bound_cpu_runs */
     const tput_result *tp; /* the run of median throughput (the lower one of an even count) */
     bench_latency lat, floor_lat; /* the processor's; the bare loop's */
     int lat_done;
@@ -200,6 +200,12 @@ static json_t *latency_json(const bench_opts *o, const bench_latency *l) {
                      "produced_p50_ms", l->produced_p50_ms, "produced_p99_ms", l->produced_p99_ms);
 }
 
+/* The bound's CPU over the median processor run's: the throughput ratio
+ * both would reach if CPU alone limited them. */
+static double cpu_ratio(const bench_report *r) {
+    return r->tp->cpu_s > 0 ? r->bound_cpu_s / r->tp->cpu_s : 0;
+}
+
 static json_t *reals(const double *v, int n) {
     json_t *a = json_array();
     for (int i = 0; i < n; i++) json_array_append_new(a, json_real(v[i]));
@@ -237,7 +243,7 @@ static json_t *report_json(const bench_opts *o, const bench_report *r, int batch
     json_object_set_new(j, "processor_join_s", json_real(r->tp->join_s));
     json_object_set_new(j, "process_cpu_s", json_real(r->tp->cpu_s));
     json_object_set_new(j, "transport_bound_cpu_s", json_real(r->bound_cpu_s));
-    json_object_set_new(j, "cpu_ratio", json_real(r->cpu_ratio));
+    json_object_set_new(j, "cpu_ratio", json_real(cpu_ratio(r)));
     json_object_set_new(j, "applied", json_integer((json_int_t)n));
     json_object_set_new(j, "published", json_integer((json_int_t)s->published));
     json_object_set_new(j, "batches", json_integer((json_int_t)s->batches));
@@ -290,7 +296,7 @@ static void report_text(const bench_opts *o, const bench_report *r, int batch_si
            n ? (double)r->tp->write_bytes / (double)n : 0, (double)r->tp->state_dir_bytes / 1e6);
     printf("cpu         %.1f s process CPU over %.1f s wall; the bound %.1f s (median), %.2f of "
            "the processor's\n",
-           r->tp->cpu_s, r->tp->wall_s, r->bound_cpu_s, r->cpu_ratio);
+           r->tp->cpu_s, r->tp->wall_s, r->bound_cpu_s, cpu_ratio(r));
     double us[SPLIT_STAGES], sh[SPLIT_STAGES];
     split(&r->tp->st, n, us, sh);
     printf("split      ");
@@ -408,7 +414,6 @@ static void summarize(bench_report *r) {
     }
     r->tp = &r->tp_runs[mid];
     r->bound_cpu_s = median(r->bound_cpu_runs, r->runs + 1);
-    r->cpu_ratio = r->tp->cpu_s > 0 ? r->bound_cpu_s / r->tp->cpu_s : 0;
 }
 
 /* Transport bound number run (1, 2, ...), with the process CPU it took. */
