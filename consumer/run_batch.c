@@ -88,28 +88,86 @@ static void decode_all(run_ctx *c, run_pend *p) {
     c->n_msgs = 0;
 }
 
-static int cmp_event(const void *a, const void *b) {
-    const run_event *x = *(run_event *const *)a, *y = *(run_event *const *)b;
-    if (x->partition != y->partition) return x->partition < y->partition ? -1 : 1;
-    int d = strcmp(x->ev.user_id, y->ev.user_id);
-    if (d) return d;
-    return x->offset < y->offset ? -1 : x->offset > y->offset;
+/* A user's key in the grouping: (partition, id). */
+static int same_user(const run_event *a, const run_event *b) {
+    return a->partition == b->partition && a->ev.user_len == b->ev.user_len &&
+           !memcmp(a->ev.user_id, b->ev.user_id, a->ev.user_len);
 }
 
-/* Sorts pointers to the events by (partition, user, offset) and cuts them
- * into users. Returns the number of users. */
-static size_t group_users(run_ctx *c, run_event **sorted, batch_user *users) {
-    for (size_t i = 0; i < c->n_events; i++) sorted[i] = &c->events[i];
-    qsort(sorted, c->n_events, sizeof(*sorted), cmp_event);
+typedef struct user_key {
+    const run_event *first;
+    uint32_t id; /* order of first appearance */
+} user_key;
+
+static int cmp_user(const void *a, const void *b) {
+    const run_event *x = ((const user_key *)a)->first, *y = ((const user_key *)b)->first;
+    if (x->partition != y->partition) return x->partition < y->partition ? -1 : 1;
+    return strcmp(x->ev.user_id, y->ev.user_id);
+}
+
+/* Numbers the events' users in order of first appearance (uid[i] for event
+ * i) through an open-addressing table; fills keys[] with each user's first
+ * event. Returns the number of users. */
+static size_t number_users(const run_ctx *c, uint32_t *uid, user_key *keys) {
+    size_t size = 16;
+    while (size < 2 * c->n_events) size *= 2;
+    uint32_t *slot = util_malloc(size * sizeof(*slot));
+    memset(slot, 0xff, size * sizeof(*slot));
     size_t n = 0;
     for (size_t i = 0; i < c->n_events; i++) {
-        if (n && users[n - 1].ev[0]->partition == sorted[i]->partition &&
-            !strcmp(users[n - 1].ev[0]->ev.user_id, sorted[i]->ev.user_id)) {
-            users[n - 1].n++;
-            continue;
+        const run_event *e = &c->events[i];
+        size_t h = util_hash64(e->ev.user_id, e->ev.user_len, (uint64_t)(uint32_t)e->partition) &
+                   (size - 1);
+        while (slot[h] != UINT32_MAX && !same_user(keys[slot[h]].first, e))
+            h = (h + 1) & (size - 1);
+        if (slot[h] == UINT32_MAX) {
+            slot[h] = (uint32_t)n;
+            keys[n] = (user_key){e, (uint32_t)n};
+            n++;
         }
-        users[n++] = (batch_user){&sorted[i], 1};
+        uid[i] = slot[h];
     }
+    free(slot);
+    return n;
+}
+
+static void sort_by_offset(run_event **ev, size_t n) {
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && ev[j - 1]->offset > ev[j]->offset; j--) {
+            run_event *t = ev[j];
+            ev[j] = ev[j - 1];
+            ev[j - 1] = t;
+        }
+}
+
+/* Cuts the events into users, sorted by (partition, user id) as the
+ * pending batch's lookup needs, each user's events in offset order. Only
+ * the users are sorted (a batch of 2 000 events holds ~300): sorting the
+ * events themselves with strcmp was 2% of the processor's CPU. Returns
+ * the number of users. */
+static size_t group_users(run_ctx *c, run_event **sorted, batch_user *users) {
+    size_t ne = c->n_events;
+    uint32_t *uid = util_malloc((ne + 1) * sizeof(*uid));
+    user_key *keys = util_malloc((ne + 1) * sizeof(*keys));
+    size_t n = number_users(c, uid, keys);
+    qsort(keys, n, sizeof(*keys), cmp_user);
+    /* rank[id]: the user's place in the sorted order; then where its
+     * events start in sorted[] */
+    size_t *rank = util_calloc(n + 1, sizeof(*rank)), *at = util_calloc(n + 1, sizeof(*at));
+    for (size_t r = 0; r < n; r++) rank[keys[r].id] = r;
+    for (size_t i = 0; i < ne; i++) users[rank[uid[i]]].n++;
+    for (size_t r = 0, sum = 0; r < n; r++) {
+        at[r] = sum;
+        users[r].ev = &sorted[sum];
+        sum += users[r].n;
+    }
+    for (size_t i = 0; i < ne; i++) sorted[at[rank[uid[i]]]++] = &c->events[i];
+    /* A partition's messages arrive in offset order, so this only checks. */
+    for (size_t r = 0; r < n; r++) sort_by_offset(users[r].ev, users[r].n);
+    free(uid);
+    free(keys);
+    free(rank);
+    free(at);
     return n;
 }
 
@@ -342,7 +400,7 @@ void run_batch_process(run_ctx *c) {
     int64_t t_dec = util_mono_ns();
     c->stats.ns_decode += (uint64_t)(t_dec - t0);
     run_event **sorted = util_malloc((c->n_events + 1) * sizeof(*sorted));
-    batch_user *users = util_malloc((c->n_events + 1) * sizeof(*users));
+    batch_user *users = util_calloc(c->n_events + 1, sizeof(*users));
     size_t n = group_users(c, sorted, users);
     state_user **recs = util_calloc(n + 1, sizeof(*recs));
     batch_out *out = util_calloc(n + 1, sizeof(*out));

@@ -199,11 +199,31 @@ static void test_failure_with_batches_in_flight(void **st) {
     producer_broker_stop(w->broker);
 }
 
+/* Batches that hold many events of each user, interleaved with other
+ * users' and over both partitions: each history is stored in offset order. */
+static void test_batch_of_interleaved_users(void **st) {
+    enum { N = 320 };
+    (void)st;
+    world *w = new_world("consumer-interleaved");
+    produce(w, 0, N); /* all queued before the processor starts: full batches */
+    fx_proc p;
+    proc_config(&p, w);
+    p.cfg.batch_size = 100;
+    fx_proc_start(&p);
+    assert_int_equal(fx_proc_wait(&p, N, 0, 30000), 0);
+    assert_int_equal(fx_proc_stop(&p), 0);
+    assert_int_equal(p.stats.applied, N);
+    assert_true(p.stats.batches <= 8); /* so most batches held 100 events */
+    check_histories(w, N);
+    producer_broker_stop(w->broker);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_broker_down_and_back),
         cmocka_unit_test(test_failed_delivery_rolls_back),
         cmocka_unit_test(test_failure_with_batches_in_flight),
+        cmocka_unit_test(test_batch_of_interleaved_users),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
