@@ -128,12 +128,18 @@ static void test_batch_carries_offsets(void **st) {
 /* A child commits batch after batch, each appending one event to user "k"
  * (ts = its sequence number) and storing offset = events so far; it is
  * SIGKILLed mid-stream. After reopening, the history must end exactly at the
- * stored offset: no event lost, none applied twice. */
+ * stored offset: no event lost, none applied twice. The child reports its
+ * first commit through a pipe, and the kill comes a while after that: a
+ * fixed delay from the fork was sometimes too short for a sanitizer build
+ * on a busy machine to open the store at all. */
 static void test_atomic_across_sigkill(void **st) {
     for (int round = 0; round < 3; round++) {
+        int ready[2];
+        assert_int_equal(pipe(ready), 0);
         pid_t pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
+            close(ready[0]);
             state_store *s = open_store();
             char err[256];
             for (int64_t i = 0;; i++) {
@@ -149,9 +155,14 @@ static void test_atomic_across_sigkill(void **st) {
                 if (state_batch_commit(b, err, sizeof(err))) _exit(3);
                 state_batch_free(b);
                 state_user_free(u);
+                if (i == 0 && (write(ready[1], "c", 1) != 1 || close(ready[1]) != 0)) _exit(4);
             }
         }
-        usleep(150000 + 50000 * round);
+        close(ready[1]);
+        char c;
+        assert_int_equal(read(ready[0], &c, 1), 1); /* the first batch is committed */
+        close(ready[0]);
+        usleep(50000 + 50000 * round);
         kill(pid, SIGKILL);
         int status;
         waitpid(pid, &status, 0);
