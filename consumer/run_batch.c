@@ -151,22 +151,20 @@ static size_t group_users(run_ctx *c, run_event **sorted, batch_user *users) {
     user_key *keys = util_malloc((ne + 1) * sizeof(*keys));
     size_t n = number_users(c, uid, keys);
     qsort(keys, n, sizeof(*keys), cmp_user);
-    /* rank[id]: the user's place in the sorted order; then where its
-     * events start in sorted[] */
-    size_t *rank = util_calloc(n + 1, sizeof(*rank)), *at = util_calloc(n + 1, sizeof(*at));
-    for (size_t r = 0; r < n; r++) rank[keys[r].id] = r;
-    for (size_t i = 0; i < ne; i++) users[rank[uid[i]]].n++;
+    /* at[id]: the user's event count, then where its next event goes */
+    size_t *at = util_calloc(n + 1, sizeof(*at));
+    for (size_t i = 0; i < ne; i++) at[uid[i]]++;
     for (size_t r = 0, sum = 0; r < n; r++) {
-        at[r] = sum;
-        users[r].ev = &sorted[sum];
+        size_t id = keys[r].id;
+        users[r] = (batch_user){&sorted[sum], at[id]};
+        at[id] = sum;
         sum += users[r].n;
     }
-    for (size_t i = 0; i < ne; i++) sorted[at[rank[uid[i]]]++] = &c->events[i];
-    /* A partition's messages arrive in offset order, so this only checks. */
+    for (size_t i = 0; i < ne; i++) sorted[at[uid[i]]++] = &c->events[i];
+    /* A partition's messages arrive in offset order: this pass normally moves nothing. */
     for (size_t r = 0; r < n; r++) sort_by_offset(users[r].ev, users[r].n);
     free(uid);
     free(keys);
-    free(rank);
     free(at);
     return n;
 }
@@ -400,7 +398,7 @@ void run_batch_process(run_ctx *c) {
     int64_t t_dec = util_mono_ns();
     c->stats.ns_decode += (uint64_t)(t_dec - t0);
     run_event **sorted = util_malloc((c->n_events + 1) * sizeof(*sorted));
-    batch_user *users = util_calloc(c->n_events + 1, sizeof(*users));
+    batch_user *users = util_malloc((c->n_events + 1) * sizeof(*users));
     size_t n = group_users(c, sorted, users);
     state_user **recs = util_calloc(n + 1, sizeof(*recs));
     batch_out *out = util_calloc(n + 1, sizeof(*out));
