@@ -235,7 +235,9 @@ void model_online_rebuild(model_online *acc, const model *m, const model_online_
     if (table != stack_t) free(table);
 }
 
-/* ==== Top-n selection: a min-heap of the best n seen so far ==== */
+/* ==== Top-n selection: the best n seen so far ==== */
+
+#define TOP_SORTED_MAX 64 /* longer lists are selected with a heap */
 
 typedef struct cand {
     double score;
@@ -274,51 +276,73 @@ int model_item_set_has(const model_item_set *x, uint32_t item) {
     return 0;
 }
 
-size_t model_online_top(const model_online *acc, const model_online_params *p, int64_t now_ms,
-                        const uint32_t *exclude, size_t n_exclude, size_t n, uint32_t *items,
-                        float *scores) {
-    if (!n || !acc->used) return 0;
-    model_item_set ex;
-    model_item_set_init(&ex, exclude, p->include_seen ? 0 : n_exclude);
-    cand heap_stack[256], *heap = heap_stack; /* on the stack for the usual n */
-    if (n > 256) heap = util_malloc(n * sizeof(*heap));
-    size_t k = 0;
-    /* Below it nothing can enter: 0 (only positive evidence recommends)
-     * until the heap is full, then its worst entry. One comparison turns
-     * nearly every candidate away. */
-    double floor = 0.0;
-    for (uint32_t i = 0; i < acc->used; i++) {
-        const entry *s = &acc->ent[i];
-        if (s->score < floor || !(s->score > 0.0)) continue;
-        cand c = {s->score, s->item};
-        /* The exclusion test runs only for a candidate that would enter
-         * the heap. */
-        if (k == n && !better(&c, &heap[0])) continue;
-        if (model_item_set_has(&ex, s->item)) continue;
-        if (k < n) {
-            heap[k++] = c;
-            if (k == n)
-                for (size_t j = n / 2; j-- > 0;) sift_down(heap, n, j);
-        } else {
-            heap[0] = c;
-            sift_down(heap, n, 0);
-        }
-        if (k == n) floor = heap[0].score;
+/* Puts c into the run top[0..*k), kept best first and at most n long, by
+ * moving worse entries down one place. For the usual n (20) this is a
+ * short, predictable loop, where a heap's sift-down took several
+ * mispredicted branches per level: sift_down alone was 3.5% of the
+ * processor's samples. */
+static void insert_sorted(cand *top, size_t *k, size_t n, cand c) {
+    size_t i = *k < n ? (*k)++ : n - 1;
+    for (; i > 0 && better(&c, &top[i - 1]); i--) top[i] = top[i - 1];
+    top[i] = c;
+}
+
+static void insert_heap(cand *heap, size_t *k, size_t n, cand c) {
+    if (*k < n) {
+        heap[(*k)++] = c;
+        if (*k == n)
+            for (size_t j = n / 2; j-- > 0;) sift_down(heap, n, j);
+    } else {
+        heap[0] = c;
+        sift_down(heap, n, 0);
     }
-    if (k < n) /* never filled: make it a heap for the sort below */
-        for (size_t j = k / 2; j-- > 0;) sift_down(heap, k, j);
-    /* Heap sort: the worst goes to the end each time, best first remains. */
+}
+
+/* Heap sort: the worst goes to the end each time, best first remains. */
+static void heap_sort(cand *heap, size_t k) {
+    for (size_t j = k / 2; j-- > 0;) sift_down(heap, k, j); /* a heap even if never filled */
     for (size_t m = k; m > 1; m--) {
         cand t = heap[0];
         heap[0] = heap[m - 1];
         heap[m - 1] = t;
         sift_down(heap, m - 1, 0);
     }
+}
+
+size_t model_online_top(const model_online *acc, const model_online_params *p, int64_t now_ms,
+                        const uint32_t *exclude, size_t n_exclude, size_t n, uint32_t *items,
+                        float *scores) {
+    if (!n || !acc->used) return 0;
+    model_item_set ex;
+    model_item_set_init(&ex, exclude, p->include_seen ? 0 : n_exclude);
+    cand top_stack[256], *top = top_stack; /* on the stack for the usual n */
+    if (n > 256) top = util_malloc(n * sizeof(*top));
+    /* A long list is a heap: moving entries down costs O(n) per insert. */
+    int as_heap = n > TOP_SORTED_MAX;
+    size_t k = 0, worst = as_heap ? 0 : n - 1; /* where the worst kept entry is, once full */
+    /* Below it nothing can enter: 0 (only positive evidence recommends)
+     * until the list is full, then its worst entry. One comparison turns
+     * nearly every candidate away. */
+    double floor = 0.0;
+    for (uint32_t i = 0; i < acc->used; i++) {
+        const entry *s = &acc->ent[i];
+        if (s->score < floor || !(s->score > 0.0)) continue;
+        cand c = {s->score, s->item};
+        /* The exclusion test runs only for a candidate that would enter. */
+        if (k == n && !better(&c, &top[worst])) continue;
+        if (model_item_set_has(&ex, s->item)) continue;
+        if (as_heap)
+            insert_heap(top, &k, n, c);
+        else
+            insert_sorted(top, &k, n, c);
+        if (k == n) floor = top[worst].score;
+    }
+    if (as_heap) heap_sort(top, k);
     double decay = exp2(-exponent(p, acc->anchor_ms, now_ms));
     for (size_t i = 0; i < k; i++) {
-        items[i] = heap[i].item;
-        scores[i] = (float)(heap[i].score * decay);
+        items[i] = top[i].item;
+        scores[i] = (float)(top[i].score * decay);
     }
-    if (heap != heap_stack) free(heap);
+    if (top != top_stack) free(top);
     return k;
 }

@@ -242,6 +242,70 @@ static void test_grows_past_initial_size(void **st) {
     model_free(m);
 }
 
+typedef struct ref_cand {
+    double score;
+    uint32_t item;
+} ref_cand;
+
+static int ref_order(const void *a, const void *b) {
+    const ref_cand *x = a, *y = b;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    return x->item < y->item ? -1 : x->item > y->item;
+}
+
+/* Top-n against a sort of every candidate, scored here from the formula,
+ * for n on both sides of where selection switches from a sorted run to a
+ * heap (64), filled or not, with seen items excluded. */
+static void test_top_equals_full_sort(void **st) {
+    (void)st;
+    const uint32_t n_items = 3000, k = 50, h = 40;
+    model *m = random_model(n_items, k);
+    model_online_params p;
+    params(&p, k, 3600000);
+    model_online *acc = model_online_new();
+    double *score = util_calloc(n_items, sizeof(*score));
+    ref_cand *ref = util_malloc(n_items * sizeof(*ref));
+    uint32_t seen[40], items[3000];
+    float s[3000];
+    /* 3000: more than there are candidates, so the list never fills */
+    const size_t sizes[] = {1, 2, 7, 20, 63, 64, 65, 100, 400, 3000};
+    for (int round = 0; round < 20; round++) {
+        model_online_reset(acc);
+        memset(score, 0, n_items * sizeof(*score));
+        for (uint32_t e = 0; e < h; e++) {
+            seen[e] = rnd(n_items);
+            int64_t ts = 1000 * (int64_t)e;
+            model_online_add(acc, m, &p, seen[e], CODEC_EVENT_LISTEN, -1, ts, +1);
+            double w = exp2((double)(ts - 1000 * (int64_t)(h - 1)) / (double)p.half_life_ms);
+            for (uint32_t j = 0; j < k; j++) {
+                uint32_t c = m->nbr_idx[(size_t)seen[e] * k + j];
+                if (c != MODEL_NONE) score[c] += w * m->nbr_sim[(size_t)seen[e] * k + j];
+            }
+        }
+        size_t n_ref = 0;
+        for (uint32_t i = 0; i < n_items; i++) {
+            int excluded = 0;
+            for (uint32_t e = 0; e < h; e++) excluded |= seen[e] == i;
+            if (score[i] > 1e-9 && !excluded) ref[n_ref++] = (ref_cand){score[i], i};
+        }
+        qsort(ref, n_ref, sizeof(*ref), ref_order);
+        for (size_t z = 0; z < sizeof(sizes) / sizeof(*sizes); z++) {
+            size_t want = sizes[z], got = model_online_top(acc, &p, 1000 * (int64_t)(h - 1), seen,
+                                                           h, want, items, s);
+            assert_int_equal(got, want < n_ref ? want : n_ref);
+            for (size_t i = 0; i < got; i++) {
+                assert_true(fabs(s[i] - ref[i].score) <= 1e-5 * fabs(ref[i].score));
+                if (items[i] != ref[i].item) /* only a near tie may trade places */
+                    assert_true(fabs(ref[i].score - s[i]) <= 1e-6 * fabs(s[i]));
+            }
+        }
+    }
+    free(score);
+    free(ref);
+    model_online_free(acc);
+    model_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_formula_values),
@@ -250,6 +314,7 @@ int main(void) {
         cmocka_unit_test(test_rebuild_merges_repeated_items),
         cmocka_unit_test(test_rebase_over_many_half_lives),
         cmocka_unit_test(test_grows_past_initial_size),
+        cmocka_unit_test(test_top_equals_full_sort),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
