@@ -68,7 +68,8 @@ int main(int argc, char **argv) {
     char ids[20][32];
     for (int i = 0; i < 20; i++) {
         snprintf(ids[i], sizeof(ids[i]), "track-%d", 1000 + i * 37);
-        items[i] = (codec_rec_item){ids[i], 1.0f / (float)(i + 1), (codec_source)(i % 3)};
+        items[i] = (codec_rec_item){ids[i], 1.0f / (float)(i + 1), (codec_source)(i % 3),
+                                    (uint32_t)strlen(ids[i])};
     }
     codec_recs r = {"user-123456",   items,          20, "m-20261122", "o-20261122", "A",
                     1700000000123LL, 1700000000456LL};

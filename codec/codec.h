@@ -138,6 +138,7 @@ typedef struct codec_rec_item {
     const char *item_id;
     float score;
     codec_source source;
+    uint32_t item_len; /* strlen(item_id), or 0: the encoder counts it */
 } codec_rec_item;
 
 typedef struct codec_recs {

@@ -298,7 +298,7 @@ int run_recs_compute(run_recs *r, const run_config *cfg, const model_blend_param
     if (codec_encode_recs(&recs, cfg->output_format, cfg->schema_id, &r->buf, errstr, errstr_size))
         return -1;
     for (size_t i = 0; i < n_items; i++)
-        r->pub[i] = (state_pub_in){r->items[i].item_id, strlen(r->items[i].item_id),
+        r->pub[i] = (state_pub_in){r->items[i].item_id, r->items[i].item_len,
                                    (uint8_t)r->items[i].source, r->items[i].score};
     state_user_set_published(u, r->pub, n_items, variant, now);
     return 0;
@@ -320,7 +320,7 @@ size_t run_recs_published(run_recs *r, const state_user *u, const codec_rec_item
         const state_pub *sp = &u->published[i];
         memcpy(p, state_user_pub_item(u, sp), sp->item_len);
         p[sp->item_len] = 0;
-        r->prev[i] = (codec_rec_item){p, sp->score, (codec_source)sp->source};
+        r->prev[i] = (codec_rec_item){p, sp->score, (codec_source)sp->source, sp->item_len};
         p += sp->item_len + 1;
     }
     *out = r->prev;

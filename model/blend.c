@@ -37,8 +37,8 @@ const char *model_blend_strategy_name(model_blend_strategy s) {
  * come from different id tables (model, offline file), so pointers cannot
  * be compared, and a scan of strcmp calls cost more than the rest of a
  * blend. */
-static uint32_t id_hash(const char *s) {
-    return (uint32_t)util_hash64(s, strlen(s), 0);
+static uint32_t id_hash(const char *s, size_t len) {
+    return (uint32_t)util_hash64(s, len, 0);
 }
 
 typedef struct out_list {
@@ -61,9 +61,10 @@ static void put(out_list *o, codec_rec_item it, uint32_t h) {
 /* Appends the source's candidate i unless it is there already. */
 static void take(out_list *o, const model_candidates *c, size_t i, codec_source src) {
     if (o->n >= o->max) return;
-    uint32_t h = id_hash(c->item_ids[i]);
-    if (!taken(o, c->item_ids[i], h))
-        put(o, (codec_rec_item){c->item_ids[i], c->scores[i], src}, h);
+    const char *id = c->item_ids[i];
+    size_t len = strlen(id); /* once: the list carries it to the encoders */
+    uint32_t h = id_hash(id, len);
+    if (!taken(o, id, h)) put(o, (codec_rec_item){id, c->scores[i], src, (uint32_t)len}, h);
 }
 
 static void take_all(out_list *o, const model_candidates *src, codec_source s) {
@@ -82,6 +83,7 @@ static void interleave(out_list *o, const model_candidates *src) {
 
 typedef struct scored {
     const char *item_id;
+    uint32_t len;     /* strlen(item_id) */
     uint32_t hash;    /* id_hash(item_id) */
     float score;      /* the merged score: the sort key */
     float shown;      /* the score published (RERANK: the dot product) */
@@ -128,12 +130,14 @@ static size_t pool_weighted(const model_blend_params *p, const model_candidates 
     for (int s = 0; s < CODEC_SOURCES; s++) {
         for (size_t i = 0; i < src[s].n; i++) {
             float c = p->weight[s] / (float)(i + 1);
-            uint32_t h = id_hash(src[s].item_ids[i]);
-            scored *e = find_scored(pool, n, src[s].item_ids[i], h);
+            const char *id = src[s].item_ids[i];
+            size_t len = strlen(id);
+            uint32_t h = id_hash(id, len);
+            scored *e = find_scored(pool, n, id, h);
             if (!e) {
                 if (n == cap) break;
                 e = &pool[n++];
-                *e = (scored){src[s].item_ids[i], h, 0, 0, -1, (codec_source)s};
+                *e = (scored){id, (uint32_t)len, h, 0, 0, -1, (codec_source)s};
             }
             e->score += c;
             if (c > e->best) e->best = c, e->src = (codec_source)s;
@@ -159,7 +163,8 @@ static void merged(const model_blend_params *p, out_list *o, const model_candida
     sort_scored(pool, n);
     for (size_t i = 0; i < n && o->n < o->max; i++)
         if (!taken(o, pool[i].item_id, pool[i].hash))
-            put(o, (codec_rec_item){pool[i].item_id, pool[i].shown, pool[i].src}, pool[i].hash);
+            put(o, (codec_rec_item){pool[i].item_id, pool[i].shown, pool[i].src, pool[i].len},
+                pool[i].hash);
 }
 
 size_t model_blend(const model_blend_params *p, const model_candidates src[CODEC_SOURCES],

@@ -164,10 +164,12 @@ static void test_event_matches_avro_c(void **state) {
     codec_buf_free(&buf);
 }
 
+/* The first id's length is carried (as the blend does), the others counted
+ * by the encoder (0). */
 static const codec_rec_item items[] = {
-    {"song-1", 0.75f, CODEC_SOURCE_ONLINE},
-    {"song-\"2\"", 1e-7f, CODEC_SOURCE_OFFLINE},
-    {"\xe6\x97\xa5\xe6\x9c\xac", 3.0f, CODEC_SOURCE_POPULAR},
+    {"song-1", 0.75f, CODEC_SOURCE_ONLINE, 6},
+    {"song-\"2\"", 1e-7f, CODEC_SOURCE_OFFLINE, 0},
+    {"\xe6\x97\xa5\xe6\x9c\xac", 3.0f, CODEC_SOURCE_POPULAR, 0},
 };
 
 static codec_recs sample_recs(size_t n) {
@@ -271,10 +273,34 @@ static void test_recs_matches_avro_c(void **state) {
     avro_schema_decref(s);
 }
 
+/* A carried id length encodes exactly as one the encoder counts. */
+static void test_recs_carried_lengths(void **state) {
+    (void)state;
+    codec_rec_item counted[3], carried[3];
+    for (int i = 0; i < 3; i++) {
+        counted[i] = carried[i] = items[i];
+        counted[i].item_len = 0;
+        carried[i].item_len = (uint32_t)strlen(items[i].item_id);
+    }
+    char err[256];
+    for (int fmt = CODEC_FORMAT_JSON; fmt <= CODEC_FORMAT_AVRO_FRAMED; fmt++) {
+        codec_buf a = {0}, b = {0};
+        codec_recs r = sample_recs(3);
+        r.items = counted;
+        assert_int_equal(codec_encode_recs(&r, fmt, 7, &a, err, sizeof(err)), 0);
+        r.items = carried;
+        assert_int_equal(codec_encode_recs(&r, fmt, 7, &b, err, sizeof(err)), 0);
+        assert_int_equal(a.len, b.len);
+        assert_memory_equal(a.data, b.data, a.len);
+        codec_buf_free(&a);
+        codec_buf_free(&b);
+    }
+}
+
 static void test_recs_refused(void **state) {
     codec_buf buf = {0};
     char err[256] = "";
-    codec_rec_item bad[] = {{"x", NAN, CODEC_SOURCE_ONLINE}};
+    codec_rec_item bad[] = {{"x", NAN, CODEC_SOURCE_ONLINE, 0}};
     codec_recs r = sample_recs(0);
     r.items = bad, r.n_items = 1;
     assert_int_equal(codec_encode_recs(&r, CODEC_FORMAT_JSON, 0, &buf, err, sizeof(err)), -1);
@@ -343,8 +369,8 @@ int main(void) {
         cmocka_unit_test(test_event_round_trip),    cmocka_unit_test(test_event_json_text),
         cmocka_unit_test(test_event_refused),       cmocka_unit_test(test_event_matches_avro_c),
         cmocka_unit_test(test_recs_round_trip),     cmocka_unit_test(test_recs_json_is_json),
-        cmocka_unit_test(test_recs_matches_avro_c), cmocka_unit_test(test_recs_refused),
-        cmocka_unit_test(test_float_text),
+        cmocka_unit_test(test_recs_matches_avro_c), cmocka_unit_test(test_recs_carried_lengths),
+        cmocka_unit_test(test_recs_refused),        cmocka_unit_test(test_float_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
