@@ -2,7 +2,8 @@
  * per-user work of `recstream run` after the state read: model_online_add
  * (one event's K neighbours into the accumulator), a whole window rebuilt
  * (H adds), model_online_rebuild (the same with a quarter of the window's
- * items repeated, merged; what the processor does per touched user),
+ * items repeated, merged; what the processor does per touched user; then
+ * over many users' windows in turn, which is the figure to compare),
  * model_online_top (the best n of the accumulated candidates) and
  * model_blend (online, offline, popular into one list). The model is
  * trained on a synthetic stream, so neighbour lists have the real shape.
@@ -127,6 +128,24 @@ int main(int argc, char **argv) {
     for (long i = 0; i < windows * 10; i++)
         got = model_online_top(acc, &op, now, win, c.h, c.n, items, scores);
     report("model_online_top (best n)", t0, windows * 10);
+
+    /* Many users' windows in turn, each H events over 14 distinct items (the
+     * bench stream's average is 13.6): neither the branch predictor nor the
+     * caches see the same window twice in a row, as in the processor. */
+    enum { USERS = 4096, DISTINCT = 14 };
+    model_online_event *uev = util_malloc((size_t)USERS * c.h * sizeof(*uev));
+    for (size_t u = 0; u < USERS; u++) {
+        uint32_t own[DISTINCT];
+        for (int d = 0; d < DISTINCT; d++) own[d] = next(m->n_items);
+        for (uint32_t i = 0; i < c.h; i++)
+            uev[u * c.h + i] = (model_online_event){own[i < DISTINCT ? i : next(DISTINCT)],
+                                                    CODEC_EVENT_LISTEN, -1, now - i};
+    }
+    t0 = util_mono_ns();
+    for (long w = 0; w < windows; w++)
+        model_online_rebuild(acc, m, &op, uev + (size_t)(w % USERS) * c.h, c.h);
+    report("model_online_rebuild (many users)", t0, windows);
+    free(uev);
 
     /* Blend: online from above, an offline list, the model's popular items. */
     const char **on = util_malloc(c.n * sizeof(*on)), **off = util_malloc(c.n * sizeof(*off));

@@ -48,10 +48,23 @@ static producer_broker *start_world(const char *name, char *dir, char *model) {
     return b;
 }
 
+/* Whether every member holds partitions and a model: with cooperative-sticky
+ * the second member is given partitions only after the first has revoked
+ * them, so this is the group settled. A fixed sleep was too short under
+ * the sanitizers on a loaded machine. */
+static int all_ready(metrics *const *m, int n) {
+    char why[128];
+    for (int i = 0; i < n; i++)
+        if (!metrics_ready(m[i], why, sizeof(why))) return 0;
+    return 1;
+}
+
 static void test_two_members_split_the_work(void **st) {
     char dir[512], model[600], sd[2][600];
     producer_broker *b = start_world("consumer-group", dir, model);
     fx_proc p[2];
+    const char *variant = "default";
+    metrics *m[2] = {metrics_new(&variant, 1), metrics_new(&variant, 1)};
     for (int i = 0; i < 2; i++) {
         snprintf(sd[i], sizeof(sd[i]), "%s/state%d", dir, i);
         memset(&p[i], 0, sizeof(p[i]));
@@ -61,9 +74,12 @@ static void test_two_members_split_the_work(void **st) {
         p[i].cfg.model_path = model;
         p[i].cfg.reload_interval_ms = 0;
         p[i].cfg.batch_timeout_ms = 50;
+        p[i].cfg.metrics = m[i];
         fx_proc_start(&p[i]);
     }
-    fx_sleep_ms(8000); /* both members joined and the group settled */
+    int64_t settle = util_now_ms() + 60000;
+    while (!all_ready(m, 2) && util_now_ms() < settle) fx_sleep_ms(100);
+    assert_true(all_ready(m, 2));
     producer_out *o = fx_producer(producer_broker_bootstraps(b));
     for (int i = 0; i < EVENTS; i++) {
         char user[16];
@@ -87,6 +103,7 @@ static void test_two_members_split_the_work(void **st) {
     assert_int_equal(events, EVENTS);
     assert_int_equal(offsets, EVENTS);
     for (int q = 0; q < PARTS; q++) assert_false(owned[0][q] && owned[1][q]);
+    for (int i = 0; i < 2; i++) metrics_free(m[i]);
     producer_broker_stop(b);
 }
 
