@@ -27,10 +27,11 @@
 #include "dlq.h"
 #include "run_int.h"
 
-/* A user touched by the batch: events[first, first + n) of the sorted run. */
+/* A user touched by the batch: ev[0, n), in offset order. */
 typedef struct batch_user {
     run_event **ev;
     size_t n;
+    uint64_t hash; /* run_user_hash */
 } batch_user;
 
 static void fail(run_pend *p, const char *why) {
@@ -94,21 +95,11 @@ static int same_user(const run_event *a, const run_event *b) {
            !memcmp(a->ev.user_id, b->ev.user_id, a->ev.user_len);
 }
 
-typedef struct user_key {
-    const run_event *first;
-    uint32_t id; /* order of first appearance */
-} user_key;
-
-static int cmp_user(const void *a, const void *b) {
-    const run_event *x = ((const user_key *)a)->first, *y = ((const user_key *)b)->first;
-    if (x->partition != y->partition) return x->partition < y->partition ? -1 : 1;
-    return strcmp(x->ev.user_id, y->ev.user_id);
-}
-
 /* Numbers the events' users in order of first appearance (uid[i] for event
- * i) through an open-addressing table; fills keys[] with each user's first
- * event. Returns the number of users. */
-static size_t number_users(const run_ctx *c, uint32_t *uid, user_key *keys) {
+ * i) through an open-addressing table; fills first[] with each user's first
+ * event and hash[] with its key's hash. Returns the number of users. */
+static size_t number_users(const run_ctx *c, uint32_t *uid, const run_event **first,
+                           uint64_t *hash) {
     size_t size = 16;
     while (size < 2 * c->n_events) size *= 2;
     uint32_t *slot = util_malloc(size * sizeof(*slot));
@@ -116,14 +107,13 @@ static size_t number_users(const run_ctx *c, uint32_t *uid, user_key *keys) {
     size_t n = 0;
     for (size_t i = 0; i < c->n_events; i++) {
         const run_event *e = &c->events[i];
-        size_t h = util_hash64(e->ev.user_id, e->ev.user_len, (uint64_t)(uint32_t)e->partition) &
-                   (size - 1);
-        while (slot[h] != UINT32_MAX && !same_user(keys[slot[h]].first, e))
-            h = (h + 1) & (size - 1);
+        uint64_t k = run_user_hash(e->partition, e->ev.user_id, e->ev.user_len);
+        size_t h = k & (size - 1);
+        while (slot[h] != UINT32_MAX && !same_user(first[slot[h]], e)) h = (h + 1) & (size - 1);
         if (slot[h] == UINT32_MAX) {
             slot[h] = (uint32_t)n;
-            keys[n] = (user_key){e, (uint32_t)n};
-            n++;
+            first[n] = e;
+            hash[n++] = k;
         }
         uid[i] = slot[h];
     }
@@ -140,31 +130,28 @@ static void sort_by_offset(run_event **ev, size_t n) {
         }
 }
 
-/* Cuts the events into users, sorted by (partition, user id) as the
- * pending batch's lookup needs, each user's events in offset order. Only
- * the users are sorted (a batch of 2 000 events holds ~300): sorting the
- * events themselves with strcmp was 2% of the processor's CPU. Returns
- * the number of users. */
+/* Cuts the events into users, in the order the batch first saw them, each
+ * user's events in offset order. Returns the number of users. */
 static size_t group_users(run_ctx *c, run_event **sorted, batch_user *users) {
     size_t ne = c->n_events;
     uint32_t *uid = util_malloc((ne + 1) * sizeof(*uid));
-    user_key *keys = util_malloc((ne + 1) * sizeof(*keys));
-    size_t n = number_users(c, uid, keys);
-    qsort(keys, n, sizeof(*keys), cmp_user);
-    /* at[id]: the user's event count, then where its next event goes */
+    const run_event **first = util_malloc((ne + 1) * sizeof(*first));
+    uint64_t *hash = util_malloc((ne + 1) * sizeof(*hash));
+    size_t n = number_users(c, uid, first, hash);
+    /* at[u]: the user's event count, then where its next event goes */
     size_t *at = util_calloc(n + 1, sizeof(*at));
     for (size_t i = 0; i < ne; i++) at[uid[i]]++;
-    for (size_t r = 0, sum = 0; r < n; r++) {
-        size_t id = keys[r].id;
-        users[r] = (batch_user){&sorted[sum], at[id]};
-        at[id] = sum;
-        sum += users[r].n;
+    for (size_t u = 0, sum = 0; u < n; u++) {
+        users[u] = (batch_user){&sorted[sum], at[u], hash[u]};
+        at[u] = sum;
+        sum += users[u].n;
     }
     for (size_t i = 0; i < ne; i++) sorted[at[uid[i]]++] = &c->events[i];
     /* A partition's messages arrive in offset order: this pass normally moves nothing. */
-    for (size_t r = 0; r < n; r++) sort_by_offset(users[r].ev, users[r].n);
+    for (size_t u = 0; u < n; u++) sort_by_offset(users[u].ev, users[u].n);
     free(uid);
-    free(keys);
+    free(first);
+    free(hash);
     free(at);
     return n;
 }
@@ -331,7 +318,8 @@ static int read_users(run_ctx *c, const batch_user *users, size_t n, state_user 
     state_user **got = util_calloc(n + 1, sizeof(*got));
     for (size_t i = 0; i < n; i++) {
         const run_event *e = users[i].ev[0];
-        const state_user *o = run_pipe_lookup(c, e->partition, e->ev.user_id);
+        const state_user *o =
+            run_pipe_lookup(c, e->partition, e->ev.user_id, e->ev.user_len, users[i].hash);
         if (o) {
             recs[i] = copy_user(c, o);
             continue;
@@ -374,10 +362,11 @@ static void seal(run_ctx *c, run_pend *p, batch_user *users, state_user **recs,
         state_batch_put_encoded(p->wb, e->partition, e->ev.user_id, e->ev.user_len, out[i].rec,
                                 out[i].rec_len);
         p->users[i] = (run_pend_user){e->partition, util_strndup(e->ev.user_id, e->ev.user_len),
-                                      e->ev.user_len, recs[i]};
+                                      e->ev.user_len, users[i].hash, recs[i]};
         recs[i] = NULL; /* now owned by the pending batch */
     }
     p->n_users = n;
+    run_pipe_index(p);
     p->parts = util_malloc((c->n_parts + 1) * sizeof(*p->parts));
     memcpy(p->parts, c->parts, c->n_parts * sizeof(*p->parts));
     p->n_parts = c->n_parts;

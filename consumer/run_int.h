@@ -41,6 +41,7 @@ typedef struct run_pend_user {
     int32_t partition;
     char *id; /* owned, NUL-terminated */
     size_t len;
+    uint64_t hash;   /* run_user_hash of (partition, id) */
     state_user *rec; /* owned */
 } run_pend_user;
 
@@ -58,8 +59,10 @@ typedef struct run_pend {
     run_commit *commit;   /* the writer (run_write.c) */
     run_part *parts;      /* where each partition of the batch starts and ends */
     size_t n_parts;
-    run_pend_user *users; /* sorted by (partition, user id), as group_users cuts them */
+    run_pend_user *users; /* in the order the batch first saw them */
     size_t n_users;
+    uint32_t *index; /* open addressing over users by hash (UINT32_MAX: empty) */
+    size_t index_mask;
     run_counts counts;
     size_t n_events;
     char model_version[64], offline_version[64];
@@ -202,8 +205,15 @@ run_pend *run_pipe_push(run_ctx *c);
 void *run_pipe_opaque(const run_pend *p, int dlq, size_t variant);
 /* The delivery-report callback of the output producer (opaque: run_ctx). */
 void run_pipe_dr(void *msg_opaque, rd_kafka_resp_err_t err, void *opaque);
-/* The newest sealed pending record of the user (id NUL-terminated), or NULL. */
-const state_user *run_pipe_lookup(const run_ctx *c, int32_t partition, const char *id);
+/* The key of a user's record in the batch's grouping and the pending
+ * batches' indexes. */
+uint64_t run_user_hash(int32_t partition, const char *id, size_t len);
+/* Indexes p->users (filled) for run_pipe_lookup. */
+void run_pipe_index(run_pend *p);
+/* The newest sealed pending record of the user, or NULL; hash is
+ * run_user_hash of the other three. */
+const state_user *run_pipe_lookup(const run_ctx *c, int32_t partition, const char *id, size_t len,
+                                  uint64_t hash);
 /* Writes the acknowledged batches in order; discards a failed batch and
  * every later one (c->need_seek is then set). Never blocks. */
 void run_pipe_serve(run_ctx *c);

@@ -46,6 +46,7 @@ static void pend_free(run_pend *p) {
         state_user_free(p->users[i].rec);
     }
     free(p->users);
+    free(p->index);
     free(p->parts);
     state_batch_free(p->wb);
     run_commit_free(p->commit);
@@ -101,30 +102,43 @@ void run_pipe_dr(void *msg_opaque, rd_kafka_resp_err_t err, void *opaque) {
 
 /* ==== The overlay ==== */
 
-/* The order group_users sorts a batch's users in. */
-static int cmp_key(int32_t partition, const char *id, const run_pend_user *u) {
-    if (partition != u->partition) return partition < u->partition ? -1 : 1;
-    return strcmp(id, u->id);
+uint64_t run_user_hash(int32_t partition, const char *id, size_t len) {
+    return util_hash64(id, len, (uint64_t)(uint32_t)partition);
 }
 
-static const run_pend_user *pend_find(const run_pend *p, int32_t partition, const char *id) {
-    size_t lo = 0, hi = p->n_users;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int d = cmp_key(partition, id, &p->users[mid]);
-        if (!d) return &p->users[mid];
-        if (d < 0)
-            hi = mid;
-        else
-            lo = mid + 1;
+/* A hash index rather than a sorted array: a lookup per touched user and
+ * pending batch is one probe, and the batch's users need no sorting (the
+ * sort's string comparisons were 1.3% of the processor's CPU). */
+void run_pipe_index(run_pend *p) {
+    size_t size = 16;
+    while (size < 2 * p->n_users) size *= 2;
+    p->index = util_malloc(size * sizeof(*p->index));
+    memset(p->index, 0xff, size * sizeof(*p->index));
+    p->index_mask = size - 1;
+    for (size_t i = 0; i < p->n_users; i++) {
+        size_t h = p->users[i].hash & p->index_mask;
+        while (p->index[h] != UINT32_MAX) h = (h + 1) & p->index_mask;
+        p->index[h] = (uint32_t)i;
+    }
+}
+
+static const run_pend_user *pend_find(const run_pend *p, int32_t partition, const char *id,
+                                      size_t len, uint64_t hash) {
+    if (!p->index) return NULL;
+    for (size_t h = hash & p->index_mask; p->index[h] != UINT32_MAX; h = (h + 1) & p->index_mask) {
+        const run_pend_user *u = &p->users[p->index[h]];
+        if (u->hash == hash && u->partition == partition && u->len == len &&
+            !memcmp(u->id, id, len))
+            return u;
     }
     return NULL;
 }
 
-const state_user *run_pipe_lookup(const run_ctx *c, int32_t partition, const char *id) {
+const state_user *run_pipe_lookup(const run_ctx *c, int32_t partition, const char *id, size_t len,
+                                  uint64_t hash) {
     for (size_t i = c->n_pend; i-- > 0;) {
         if (!c->pend[i].sealed) continue; /* the batch being built */
-        const run_pend_user *u = pend_find(&c->pend[i], partition, id);
+        const run_pend_user *u = pend_find(&c->pend[i], partition, id, len, hash);
         if (u) return u->rec;
     }
     return NULL;
