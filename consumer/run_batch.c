@@ -130,28 +130,64 @@ static void sort_by_offset(run_event **ev, size_t n) {
         }
 }
 
-/* Cuts the events into users, in the order the batch first saw them, each
- * user's events in offset order. Returns the number of users. */
+/* A user in the order of the store's keys: (partition, id bytewise, a
+ * prefix first). The id's first 8 bytes, big-endian and zero-padded, order
+ * as the bytes do, so nearly every comparison is of two integers. */
+typedef struct user_order {
+    int32_t partition;
+    uint64_t head;
+    const run_event *first;
+    uint32_t uid;
+} user_order;
+
+static uint64_t id_head(const char *id, size_t len) {
+    uint64_t h = 0;
+    for (size_t i = 0; i < 8; i++) h = h << 8 | (i < len ? (uint8_t)id[i] : 0);
+    return h;
+}
+
+static int cmp_order(const void *a, const void *b) {
+    const user_order *x = a, *y = b;
+    if (x->partition != y->partition) return x->partition < y->partition ? -1 : 1;
+    if (x->head != y->head) return x->head < y->head ? -1 : 1;
+    size_t lx = x->first->ev.user_len, ly = y->first->ev.user_len;
+    int c = memcmp(x->first->ev.user_id, y->first->ev.user_id, lx < ly ? lx : ly);
+    return c ? c : (lx > ly) - (lx < ly);
+}
+
+/* Cuts the events into users, each user's events in offset order, the
+ * users in the order of their keys in the store: the write batch's records
+ * then go into the memtable in order, where each insert starts from the
+ * previous one's place (unsorted, the skip-list inserts took 7% of the
+ * processor's samples against 4-5.5%). Returns the number of users. */
 static size_t group_users(run_ctx *c, run_event **sorted, batch_user *users) {
     size_t ne = c->n_events;
     uint32_t *uid = util_malloc((ne + 1) * sizeof(*uid));
     const run_event **first = util_malloc((ne + 1) * sizeof(*first));
     uint64_t *hash = util_malloc((ne + 1) * sizeof(*hash));
     size_t n = number_users(c, uid, first, hash);
+    user_order *ord = util_malloc((n + 1) * sizeof(*ord));
+    for (size_t u = 0; u < n; u++)
+        ord[u] =
+            (user_order){first[u]->partition, id_head(first[u]->ev.user_id, first[u]->ev.user_len),
+                         first[u], (uint32_t)u};
+    qsort(ord, n, sizeof(*ord), cmp_order);
     /* at[u]: the user's event count, then where its next event goes */
     size_t *at = util_calloc(n + 1, sizeof(*at));
     for (size_t i = 0; i < ne; i++) at[uid[i]]++;
-    for (size_t u = 0, sum = 0; u < n; u++) {
-        users[u] = (batch_user){&sorted[sum], at[u], hash[u]};
+    for (size_t r = 0, sum = 0; r < n; r++) {
+        uint32_t u = ord[r].uid;
+        users[r] = (batch_user){&sorted[sum], at[u], hash[u]};
         at[u] = sum;
-        sum += users[u].n;
+        sum += users[r].n;
     }
     for (size_t i = 0; i < ne; i++) sorted[at[uid[i]]++] = &c->events[i];
     /* A partition's messages arrive in offset order: this pass normally moves nothing. */
-    for (size_t u = 0; u < n; u++) sort_by_offset(users[u].ev, users[u].n);
+    for (size_t r = 0; r < n; r++) sort_by_offset(users[r].ev, users[r].n);
     free(uid);
     free(first);
     free(hash);
+    free(ord);
     free(at);
     return n;
 }
