@@ -74,7 +74,8 @@ void ab_variant_names(const ab_config *ab, const char *names[AB_MAX_VARIANTS]);
  * attributed to that item's source. published is the list as last published,
  * best first. */
 void ab_record_event(metrics *m, size_t variant, const char *user_id, size_t user_len,
-                     const codec_rec_item *published, size_t n_published, const char *item_id);
+                     const codec_rec_item *published, size_t n_published, const char *item_id,
+                     size_t item_len);
 
 /* ==== Reporting (ab_stats.c): `recstream ab-report` and its tests ==== */
 

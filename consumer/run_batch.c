@@ -209,7 +209,8 @@ static size_t apply_events(run_ctx *c, const batch_user *bu, state_user *u, run_
     size_t n_seen = run_recs_published(&c->recs[0], u, &seen);
     for (size_t j = 0; j < bu->n; j++) {
         const codec_event *e = &bu->ev[j]->ev;
-        ab_record_event(c->m, variant, e->user_id, e->user_len, seen, n_seen, e->item_id);
+        ab_record_event(c->m, variant, e->user_id, e->user_len, seen, n_seen, e->item_id,
+                        e->item_len);
         state_user_push_event(u, e->item_id, e->item_len, (uint8_t)e->type, e->ts_ms,
                               e->has_weight ? e->weight : -1.0f, c->cfg->history, NULL);
         metrics_event_consumed(c->m, e->type);

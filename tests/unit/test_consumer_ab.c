@@ -197,14 +197,15 @@ static void test_hits_and_exposures(void **state) {
         list[i].score = 1.0f - (float)i / 20;
         list[i].source =
             i < 3 ? CODEC_SOURCE_ONLINE : (i < 7 ? CODEC_SOURCE_OFFLINE : CODEC_SOURCE_POPULAR);
+        list[i].item_len = i % 2 ? (uint32_t)strlen(ids[i]) : 0; /* both: carried, counted */
     }
     /* Rank 2 (online): a hit at 5 and 10. Rank 8 (popular): a hit at 10 only.
      * Rank 11: no hit. No list yet: a user, no exposure. */
-    ab_record_event(m, 1, "u1", 2, list, 12, "i1");
-    ab_record_event(m, 1, "u2", 2, list, 12, "i7");
-    ab_record_event(m, 1, "u3", 2, list, 12, "i11");
-    ab_record_event(m, 1, "u4", 2, NULL, 0, "i1");
-    ab_record_event(m, 0, "u5", 2, list, 3, "i2"); /* a short list */
+    ab_record_event(m, 1, "u1", 2, list, 12, "i1", 2);
+    ab_record_event(m, 1, "u2", 2, list, 12, "i7", 2);
+    ab_record_event(m, 1, "u3", 2, list, 12, "i11", 3);
+    ab_record_event(m, 1, "u4", 2, NULL, 0, "i1", 2);
+    ab_record_event(m, 0, "u5", 2, list, 3, "i2", 2); /* a short list */
     assert_true(value_of(m, "recstream_ab_exposures_total", "online", NULL, NULL) == 3);
     assert_true(value_of(m, "recstream_ab_hits_total", "online", "online", "5") == 1);
     assert_true(value_of(m, "recstream_ab_hits_total", "online", "online", "10") == 1);
