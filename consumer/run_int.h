@@ -59,7 +59,7 @@ typedef struct run_pend {
     run_commit *commit;   /* the writer (run_write.c) */
     run_part *parts;      /* where each partition of the batch starts and ends */
     size_t n_parts;
-    run_pend_user *users; /* in the order the batch first saw them */
+    run_pend_user *users; /* in the store's key order, as group_users cuts them */
     size_t n_users;
     uint32_t *index; /* open addressing over users by hash (UINT32_MAX: empty) */
     size_t index_mask;

@@ -106,9 +106,8 @@ uint64_t run_user_hash(int32_t partition, const char *id, size_t len) {
     return util_hash64(id, len, (uint64_t)(uint32_t)partition);
 }
 
-/* A hash index rather than a sorted array: a lookup per touched user and
- * pending batch is one probe, and the batch's users need no sorting (the
- * sort's string comparisons were 1.3% of the processor's CPU). */
+/* A hash index: a lookup per touched user and pending batch is one probe,
+ * where a binary search over the users took ~8 string compares. */
 void run_pipe_index(run_pend *p) {
     size_t size = 16;
     while (size < 2 * p->n_users) size *= 2;
