@@ -146,8 +146,8 @@ static int check_format(state_store *s, char *errstr, size_t errstr_size) {
     }
     int rc = 0;
     if (v && (vlen != 1 || (uint8_t)v[0] > STORE_FORMAT)) {
-        snprintf(errstr, errstr_size, "state store has format %u, this build reads up to %d",
-                 vlen ? (uint8_t)v[0] : 0, STORE_FORMAT);
+        snprintf(errstr, errstr_size, "state store has format %d, this build reads up to %d",
+                 vlen ? (int)(uint8_t)v[0] : 0, STORE_FORMAT);
         rc = -1;
     } else if (!v && !s->o.read_only) {
         char f = STORE_FORMAT;
