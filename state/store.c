@@ -87,6 +87,8 @@ static int compression_parse(const char *name) {
     return -1;
 }
 
+#define STORE_LEVELS 7 /* RocksDB's default num_levels, which we keep */
+
 static void configure(state_store *s, int compression) {
     const state_options *o = &s->o;
     s->opts = rocksdb_options_create();
@@ -98,12 +100,12 @@ static void configure(state_store *s, int compression) {
     rocksdb_options_set_level_compaction_dynamic_level_bytes(s->opts, 1);
     rocksdb_options_set_compression(s->opts, compression);
     /* L0 uncompressed: its files are the flushes, short-lived (compacted
-     * away once four pile up), and compressing them was the flush thread's
-     * largest cost. With dynamic level bytes the list's [1] is the base
-     * level, and the rest follow it. */
-    int per_level[7] = {rocksdb_no_compression};
-    for (int i = 1; i < 7; i++) per_level[i] = compression;
-    rocksdb_options_set_compression_per_level(s->opts, per_level, 7);
+     * away once four pile up), and compressing them was a third to three
+     * quarters of the flush thread's CPU (docs/state.md). With dynamic level
+     * bytes the list's [1] is the base level, and the rest follow it. */
+    int per_level[STORE_LEVELS] = {rocksdb_no_compression};
+    for (int i = 1; i < STORE_LEVELS; i++) per_level[i] = compression;
+    rocksdb_options_set_compression_per_level(s->opts, per_level, STORE_LEVELS);
     rocksdb_options_set_keep_log_file_num(s->opts, 3);
     /* Most users a batch reads are in no memtable; the filter spares each
      * of them a skip-list search per memtable (docs/state.md). */
