@@ -19,11 +19,11 @@
 
 #define REBASE_EXPONENT 60.0 /* 2^60: far from double's range, rebased rarely */
 
-/* The map: open addressing from item to the position of its entry. The
- * entries are dense, in the order items arrived, so the top-n scan reads
- * them front to back instead of hopping over the slots. */
+/* The map: one slot per item of the model, found by the item's index
+ * alone (no hashing, no probing), live only when stamped with the map's
+ * generation. The entries are dense, in the order items arrived, so the
+ * top-n scan reads them front to back. */
 typedef struct slot {
-    uint32_t item;
     uint32_t gen; /* live only when equal to the map's generation */
     uint32_t pos; /* its entry */
 } slot;
@@ -34,9 +34,9 @@ typedef struct entry {
 } entry;
 
 struct model_online {
-    slot *slots;
-    entry *ent; /* used of them; room for half the slots */
-    uint32_t mask, used, gen;
+    slot *slots; /* n_slots of them, indexed by item */
+    entry *ent;  /* used of them, room for n_slots */
+    uint32_t n_slots, used, gen;
     int64_t anchor_ms;
     int anchored;
 };
@@ -50,17 +50,9 @@ void model_online_params_default(model_online_params *p) {
     p->type_weight[CODEC_EVENT_LIKE] = 3.0f;
 }
 
-static void alloc_slots(model_online *acc, uint32_t size) {
-    acc->slots = util_calloc(size, sizeof(slot));
-    acc->ent = util_malloc((size / 2 + 1) * sizeof(entry)); /* grow() keeps used <= size/2 */
-    acc->mask = size - 1;
-    acc->used = 0;
-    acc->gen = 1;
-}
-
 model_online *model_online_new(void) {
     model_online *acc = util_calloc(1, sizeof(*acc));
-    alloc_slots(acc, 4096);
+    acc->gen = 1;
     return acc;
 }
 
@@ -77,41 +69,30 @@ void model_online_reset(model_online *acc) {
     acc->used = 0;
     acc->anchored = 0;
     if (++acc->gen == 0) {
-        memset(acc->slots, 0, ((size_t)acc->mask + 1) * sizeof(slot));
+        memset(acc->slots, 0, (size_t)acc->n_slots * sizeof(slot));
         acc->gen = 1;
     }
 }
 
-/* The item's entry, a new one (score 0) if it had none. The caller has made
- * room (grow). */
+/* Slots for every item of the model: the map is sized by the first model
+ * it meets and grows if a later one has more items. Entries never move. */
+static void reserve(model_online *acc, uint32_t n_items) {
+    if (n_items <= acc->n_slots) return;
+    acc->slots = util_realloc(acc->slots, (size_t)n_items * sizeof(slot));
+    memset(acc->slots + acc->n_slots, 0, (size_t)(n_items - acc->n_slots) * sizeof(slot));
+    acc->ent = util_realloc(acc->ent, (size_t)n_items * sizeof(entry));
+    acc->n_slots = n_items;
+}
+
+/* The item's entry, a new one (score 0) if it had none. */
 static entry *get(model_online *acc, uint32_t item) {
-    uint32_t h = (item * 2654435761u) & acc->mask;
-    for (;;) {
-        slot *s = &acc->slots[h];
-        if (s->gen != acc->gen) {
-            *s = (slot){item, acc->gen, acc->used};
-            acc->ent[acc->used] = (entry){0.0, item};
-            return &acc->ent[acc->used++];
-        }
-        if (s->item == item) return &acc->ent[s->pos];
-        h = (h + 1) & acc->mask;
+    slot *s = &acc->slots[item];
+    if (s->gen != acc->gen) {
+        *s = (slot){acc->gen, acc->used};
+        acc->ent[acc->used] = (entry){0.0, item};
+        return &acc->ent[acc->used++];
     }
-}
-
-static void grow(model_online *acc) {
-    slot *old = acc->slots;
-    entry *old_ent = acc->ent;
-    uint32_t n = acc->used;
-    alloc_slots(acc, (acc->mask + 1) * 2);
-    for (uint32_t i = 0; i < n; i++) get(acc, old_ent[i].item)->score = old_ent[i].score;
-    free(old);
-    free(old_ent);
-}
-
-/* Room for k new items (at most half the slots in use keeps probes
- * short), so that no entry moves while they are added. */
-static void reserve(model_online *acc, uint32_t k) {
-    while ((acc->used + k) * 2 > acc->mask) grow(acc);
+    return &acc->ent[s->pos];
 }
 
 static double exponent(const model_online_params *p, int64_t from_ms, int64_t to_ms) {
@@ -134,7 +115,6 @@ static void spread(model_online *acc, const model *m, uint32_t k, uint32_t item,
                    int sign) {
     const uint32_t *nbr = m->nbr_idx + (size_t)item * m->k;
     const float *sim = m->nbr_sim + (size_t)item * m->k;
-    reserve(acc, k);
     for (uint32_t i = 0; i < k && nbr[i] != MODEL_NONE; i++) {
         entry *e = get(acc, nbr[i]);
         double d = term * sim[i], v = e->score + d;
@@ -157,6 +137,7 @@ static int counts(const model *m, uint32_t item, codec_event_type type) {
 void model_online_add(model_online *acc, const model *m, const model_online_params *p,
                       uint32_t item, codec_event_type type, float weight, int64_t ts_ms, int sign) {
     if (!counts(m, item, type)) return;
+    reserve(acc, m->n_items);
     if (!acc->anchored) {
         acc->anchor_ms = ts_ms;
         acc->anchored = 1;
@@ -219,6 +200,7 @@ void model_online_rebuild(model_online *acc, const model *m, const model_online_
         any = 1;
     }
     if (!any) return;
+    reserve(acc, m->n_items);
     acc->anchor_ms = anchor;
     acc->anchored = 1;
     size_t size = 16; /* the merge's table: at most half full */
