@@ -206,6 +206,12 @@ static double cpu_ratio(const bench_report *r) {
     return r->tp->cpu_s > 0 ? r->bound_cpu_s / r->tp->cpu_s : 0;
 }
 
+/* What one published list weighs: the broker's and the clients' share of
+ * the cost grows with it (JSON lists are ~4x Avro's, BENCHMARKS.md). */
+static double bytes_per_record(const run_stats *s) {
+    return s->published ? (double)s->published_bytes / (double)s->published : 0;
+}
+
 static json_t *reals(const double *v, int n) {
     json_t *a = json_array();
     for (int i = 0; i < n; i++) json_array_append_new(a, json_real(v[i]));
@@ -246,6 +252,7 @@ static json_t *report_json(const bench_opts *o, const bench_report *r, int batch
     json_object_set_new(j, "cpu_ratio", json_real(cpu_ratio(r)));
     json_object_set_new(j, "applied", json_integer((json_int_t)n));
     json_object_set_new(j, "published", json_integer((json_int_t)s->published));
+    json_object_set_new(j, "published_bytes_per_record", json_real(bytes_per_record(s)));
     json_object_set_new(j, "batches", json_integer((json_int_t)s->batches));
     json_object_set_new(j, "rocksdb_write_bytes_per_event",
                         json_real(n ? (double)r->tp->write_bytes / (double)n : 0));
@@ -292,6 +299,8 @@ static void report_text(const bench_opts *o, const bench_report *r, int batch_si
     }
     printf("peak RSS    %.0f MB (whole process: embedded broker, model, RocksDB)\n",
            (double)r->max_rss_kb / 1024.0);
+    printf("output      %" PRIu64 " lists published for %" PRIu64 " events, %.0f bytes each\n",
+           r->tp->st.published, n, bytes_per_record(&r->tp->st));
     printf("rocksdb     %.0f bytes written per event; state dir %.1f MB\n",
            n ? (double)r->tp->write_bytes / (double)n : 0, (double)r->tp->state_dir_bytes / 1e6);
     printf("cpu         %.1f s process CPU over %.1f s wall; the bound %.1f s (median), %.2f of "

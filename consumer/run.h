@@ -35,6 +35,8 @@ typedef struct run_stats {
     uint64_t invalid; /* messages sent to the dead-letter topic */
     uint64_t invalid_by_reason[CODEC_ERR__COUNT];
     uint64_t published;         /* Recommendations records delivered */
+    uint64_t published_bytes;   /* their values' bytes, as handed to the producer
+                                   (a retried batch's records count again) */
     uint64_t delivery_failures; /* records that finally failed (batch retried) */
     uint64_t batch_retries;     /* batches rolled back and re-read */
     uint64_t reloads;           /* model or offline files swapped in */

@@ -271,6 +271,7 @@ static void send_user(run_ctx *c, const batch_user *bu, const batch_out *o, run_
         fail(p, err);
         return;
     }
+    c->stats.published_bytes += o->len;
     observe_latency(c, bu);
 }
 

@@ -23,6 +23,8 @@ check '.ratio > 0 and (.ratio - .throughput_events_per_s / .transport_bound_even
 check '.runs == 1 and .throughput_runs == [.throughput_events_per_s] and .ratio_runs == [.ratio]' '[.runs, .throughput_runs, .ratio_runs]'
 check '.applied == .events and .events == 20000' '[.applied, .events]'
 check '.published > 0 and .batches > 0' '[.published, .batches]'
+# A JSON list of 20 items is more than 20 times {"item_id":"","score":0,"source":"ONLINE"}.
+check '.published_bytes_per_record > 20 * 41 and .published_bytes_per_record < 8192' '.published_bytes_per_record'
 check '.latency.samples > 0' '.latency'
 check '.latency.p50_ms > 0 and .latency.p50_ms <= .latency.p95_ms and .latency.p95_ms <= .latency.p99_ms and .latency.p99_ms <= .latency.max_ms' '.latency'
 check '.latency.achieved_rate > 1000' '.latency.achieved_rate'
@@ -41,7 +43,7 @@ check '([.time_split[] | .share] | add - 1 | fabs) < 0.01' '.time_split'
 # two processor runs: the median of both, between three bounds.
 "$RECSTREAM" bench --quick --rate 0 --runs 2 --model "$T/model.bin" --work-dir "$T/2" \
     >"$T/out.txt" 2>"$T/text.err" || { mkdir -p "$T/2"; fail "text report exited"; }
-for w in throughput runs bound ratio "peak RSS" rocksdb split; do
+for w in throughput runs bound ratio "peak RSS" output rocksdb split; do
     grep -q "^$w" "$T/out.txt" || fail "text report lacks '$w': $(cat "$T/out.txt")"
 done
 grep -q "latency" "$T/out.txt" && fail "--rate 0 still ran the latency phase"
