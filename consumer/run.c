@@ -184,8 +184,12 @@ static int open_all(run_ctx *c, const producer_kconf *kc, char *errstr, size_t e
     c->parts = util_calloc(n, sizeof(*c->parts));
     run_pipe_init(c);
     c->out = producer_out_new(kc, cfg->brokers, run_pipe_dr, c, errstr, errsz);
-    if (!c->out) return -1;
-    return open_consumer(c, kc, errstr, errsz);
+    if (!c->out || open_consumer(c, kc, errstr, errsz)) return -1;
+    /* While the group join runs: the first lists then go out at once. */
+    char why[512];
+    if (producer_out_prepare(c->out, cfg->output_topic, 2000, why, sizeof(why)))
+        log_warn("run: output %s", why);
+    return 0;
 }
 
 /* Leaves the group (its last revoke runs in here), then frees everything. */
@@ -264,6 +268,8 @@ static void gather(run_ctx *c) {
                    strcmp(rd_kafka_topic_name(m->rkt), c->cfg->events_topic)) {
             rd_kafka_message_destroy(m);
         } else {
+            if (!c->stats.first_event_ns) c->stats.first_event_ns = util_mono_ns();
+            c->stats.consumed++;
             c->msgs[c->n_msgs++] = m;
         }
     }

@@ -29,7 +29,7 @@
 /* Counters of one run_processor() call; also handed to on_batch. */
 typedef struct run_stats {
     uint64_t batches;  /* batches persisted */
-    uint64_t consumed; /* messages read from the events topic */
+    uint64_t consumed; /* messages taken into batches (again when re-read) */
     uint64_t applied;  /* valid events applied to state */
     uint64_t by_type[CODEC_EVENT_TYPES];
     uint64_t invalid; /* messages sent to the dead-letter topic */
@@ -52,6 +52,8 @@ typedef struct run_stats {
     uint64_t ns_produce;    /* handing records to the producer */
     uint64_t ns_wait;       /* waiting for acknowledgements and commits: a
                                full pipeline, the drain at a stop or a revoke */
+    int64_t first_event_ns; /* util_mono_ns() when the first event was taken
+                               (0: none yet): where the group join ends */
     char model_version[64]; /* in use at the last batch */
     char offline_version[64];
 } run_stats;

@@ -132,6 +132,13 @@ typedef struct producer_out_stats {
  * Returns NULL with errstr ("-X key: reason", or the client's error). */
 producer_out *producer_out_new(const producer_kconf *kc, const char *brokers, producer_out_dr_fn dr,
                                void *dr_opaque, char *errstr, size_t errstr_size);
+/* Fetches topic's metadata now, waiting up to timeout_ms. librdkafka asks
+ * for a topic it has not seen only on its one-second scan, so without this
+ * the first records sent to it wait up to a second. Returns 0, or -1 with
+ * errstr (no answer in time; the topic unknown): records are still sent
+ * once the scan finds it. */
+int producer_out_prepare(producer_out *o, const char *topic, int timeout_ms, char *errstr,
+                         size_t errstr_size);
 /* Enqueues one message, keyed, to the default partitioner. On a full queue
  * it serves delivery reports and retries (backpressure) rather than fail.
  * Headers are copied. Returns 0, or -1 with errstr (unknown topic, message

@@ -1,7 +1,8 @@
 /* The embedded broker and the output publisher over real TCP: produce keyed
  * messages with headers, read them back with topic_read, check the murmur2
  * partitioner places keys where Java clients would, ride out backpressure,
- * and see deliveries fail while the broker is down and succeed after. */
+ * see deliveries fail while the broker is down and succeed after, and learn
+ * a topic's partitions ahead of the first send. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -215,6 +216,24 @@ static void test_retriable_errors_are_retried(void **state) {
     producer_broker_stop(b);
 }
 
+/* prepare learns a topic's partitions before the first send; with no broker
+ * to answer it says which topic it could not learn. */
+static void test_prepare(void **state) {
+    producer_broker *b = start();
+    producer_kconf *kc = producer_kconf_new();
+    char err[256] = "";
+    producer_out *o =
+        producer_out_new(kc, producer_broker_bootstraps(b), NULL, NULL, err, sizeof(err));
+    assert_non_null(o);
+    assert_int_equal(producer_out_prepare(o, "events", 5000, err, sizeof(err)), 0);
+    assert_int_equal(producer_broker_set_down(b, 1, 1), 0);
+    assert_int_equal(producer_out_prepare(o, "other", 500, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "topic other: "));
+    producer_out_destroy(o);
+    producer_kconf_free(kc);
+    producer_broker_stop(b);
+}
+
 static void test_bad_start(void **state) {
     char err[256] = "";
     const char *topics[] = {"events"};
@@ -228,6 +247,7 @@ int main(void) {
         cmocka_unit_test(test_roundtrip_and_partitioner),
         cmocka_unit_test(test_topic_read_unknown_and_empty),
         cmocka_unit_test(test_backpressure_small_queue),
+        cmocka_unit_test(test_prepare),
         cmocka_unit_test(test_broker_down_then_up),
         cmocka_unit_test(test_retriable_errors_are_retried),
         cmocka_unit_test(test_bad_start),
