@@ -173,7 +173,7 @@ static void test_failure_with_batches_in_flight(void **st) {
     enum { N = 320 };
     world *w = new_world("consumer-inflight");
     produce(w, 0, N);
-    assert_int_equal(producer_broker_set_rtt(w->broker, 1, 40), 0);
+    assert_int_equal(producer_broker_set_rtt(w->broker, 1, 100), 0);
     fx_proc p;
     proc_config(&p, w);
     p.cfg.batch_size = 8;
