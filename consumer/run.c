@@ -212,6 +212,7 @@ static void close_all(run_ctx *c) {
         reload_stop(c->rl);
     }
     run_pipe_free(c);
+    run_batch_free(c);
     if (c->store) state_close(c->store);
     if (c->dec) codec_decoder_free(c->dec);
     producer_registry_free(c->registry);

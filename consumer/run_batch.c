@@ -221,14 +221,37 @@ static size_t apply_events(run_ctx *c, const batch_user *bu, state_user *u, run_
 }
 
 /* A user's new list and record: made on either worker, produced and put
- * into the write batch by the loop. */
+ * into the write batch by the loop. Both buffers stay with the slot for
+ * later batches: growing them afresh for every touched user was half a
+ * million allocations per million events. */
 typedef struct batch_out {
     size_t variant;
-    char *data; /* the encoded list; NULL when encoding failed */
-    size_t len;
+    int encoded; /* list holds the encoded list; 0 when encoding failed */
+    codec_buf list;
     char *rec; /* the user's record as the write batch takes it */
     size_t rec_len, rec_cap;
 } batch_out;
+
+/* n slots, their buffers kept from earlier batches. */
+static batch_out *outs_for(run_ctx *c, size_t n) {
+    if (n > c->n_outs) {
+        c->outs = util_realloc(c->outs, n * sizeof(*c->outs));
+        memset(c->outs + c->n_outs, 0, (n - c->n_outs) * sizeof(*c->outs));
+        c->n_outs = n;
+    }
+    for (size_t i = 0; i < n; i++) c->outs[i].encoded = 0;
+    return c->outs;
+}
+
+void run_batch_free(run_ctx *c) {
+    for (size_t i = 0; i < c->n_outs; i++) {
+        codec_buf_free(&c->outs[i].list);
+        free(c->outs[i].rec);
+    }
+    free(c->outs);
+    c->outs = NULL;
+    c->n_outs = 0;
+}
 
 typedef struct score_job {
     run_ctx *c;
@@ -251,27 +274,29 @@ static void score_user(void *ctx, size_t i, int worker) {
     if (run_recs_compute(r, c->cfg, &av->blend, av->name, j->v, last->user_id, j->recs[i],
                          last->ts_ms, err, sizeof(err))) {
         log_error("run: user %s: encoding the recommendations: %s", last->user_id, err);
-    } else {
-        o->data = util_malloc(r->buf.len ? r->buf.len : 1);
-        memcpy(o->data, r->buf.data, r->buf.len);
-        o->len = r->buf.len;
+    } else { /* the list changes hands: the slot's old buffer is the worker's next */
+        codec_buf t = o->list;
+        o->list = r->buf;
+        r->buf = t;
+        o->encoded = 1;
     }
     state_batch_encode_user(j->p->wb, j->recs[i], &o->rec, &o->rec_len, &o->rec_cap);
 }
 
 static void send_user(run_ctx *c, const batch_user *bu, const batch_out *o, run_pend *p) {
-    if (!o->data) return;
+    if (!o->encoded) return;
     const codec_event *last = &bu->ev[bu->n - 1]->ev;
     char err[256];
     p->outstanding++;
-    if (producer_out_send(c->out, c->cfg->output_topic, last->user_id, last->user_len, o->data,
-                          o->len, NULL, 0, run_pipe_opaque(p, 0, o->variant), err, sizeof(err))) {
+    if (producer_out_send(c->out, c->cfg->output_topic, last->user_id, last->user_len,
+                          o->list.data, o->list.len, NULL, 0, run_pipe_opaque(p, 0, o->variant),
+                          err, sizeof(err))) {
         log_error("run: output topic %s: %s", c->cfg->output_topic, err);
         p->outstanding--;
         fail(p, err);
         return;
     }
-    c->stats.published_bytes += o->len;
+    c->stats.published_bytes += o->list.len;
     observe_latency(c, bu);
 }
 
@@ -428,19 +453,14 @@ void run_batch_process(run_ctx *c) {
     batch_user *users = util_malloc((c->n_events + 1) * sizeof(*users));
     size_t n = group_users(c, sorted, users);
     state_user **recs = util_calloc(n + 1, sizeof(*recs));
-    batch_out *out = util_calloc(n + 1, sizeof(*out));
+    batch_out *out = outs_for(c, n + 1);
     p->wb = state_batch_new(c->store); /* its clock stamps the records */
     if (apply_all(c, p, &v, users, n, recs, out, err, sizeof(err))) fail(p, err);
     seal(c, p, users, recs, out, p->failed ? 0 : n);
     snprintf(p->model_version, sizeof(p->model_version), "%s", v.model_version);
     snprintf(p->offline_version, sizeof(p->offline_version), "%s", v.offline_version);
     p->sealed = 1;
-    for (size_t i = 0; i < n; i++) {
-        state_user_free(recs[i]);
-        free(out[i].data);
-        free(out[i].rec);
-    }
-    free(out);
+    for (size_t i = 0; i < n; i++) state_user_free(recs[i]);
     free(recs);
     free(users);
     free(sorted);

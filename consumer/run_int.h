@@ -159,6 +159,10 @@ typedef struct run_ctx {
     size_t n_events;
     run_part *parts;
     size_t n_parts;
+    /* Each touched user's list and record (run_batch.c), kept with their
+     * buffers from batch to batch. */
+    struct batch_out *outs;
+    size_t n_outs;
 
     /* Pending batches, oldest first (run_pipe.c); at most
      * cfg->max_inflight_batches + 1 (the one being built). */
@@ -195,6 +199,7 @@ int run_seek_back(run_ctx *c);
  * its outputs produced, its write batch held. Failures mark it failed;
  * run_pipe_serve rolls it back. */
 void run_batch_process(run_ctx *c);
+void run_batch_free(run_ctx *c);
 
 /* run_pipe.c: the pending batches. */
 void run_pipe_init(run_ctx *c);
