@@ -555,8 +555,8 @@ static int bench_main(bench_cli *b) {
         log_error("bench: %s", err);
     } else if (o->json) {
         json_t *j = report_json(o, r, b->rc.cfg.batch_size);
-        /* 9 digits: a bound past a million events/s kept its units (with 6,
-         * 1 288 587 was printed as 1288590) */
+        /* 9 digits: with 6, a bound past a million events/s lost its units
+         * (printed as 1288590) */
         json_dumpf(j, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(9));
         printf("\n");
         json_decref(j);
