@@ -288,9 +288,9 @@ static void send_user(run_ctx *c, const batch_user *bu, const batch_out *o, run_
     const codec_event *last = &bu->ev[bu->n - 1]->ev;
     char err[256];
     p->outstanding++;
-    if (producer_out_send(c->out, c->cfg->output_topic, last->user_id, last->user_len,
-                          o->list.data, o->list.len, NULL, 0, run_pipe_opaque(p, 0, o->variant),
-                          err, sizeof(err))) {
+    if (producer_out_send(c->out, c->cfg->output_topic, last->user_id, last->user_len, o->list.data,
+                          o->list.len, NULL, 0, run_pipe_opaque(p, 0, o->variant), err,
+                          sizeof(err))) {
         log_error("run: output topic %s: %s", c->cfg->output_topic, err);
         p->outstanding--;
         fail(p, err);
