@@ -141,6 +141,9 @@ typedef struct codec_rec_item {
     uint32_t item_len; /* strlen(item_id), or 0: the encoder counts it */
 } codec_rec_item;
 
+/* item_len, or strlen(item_id) when not carried (0 for a NULL id). */
+size_t codec_rec_item_len(const codec_rec_item *it);
+
 typedef struct codec_recs {
     const char *user_id;
     const codec_rec_item *items;

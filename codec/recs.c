@@ -67,10 +67,10 @@ static const char *str_or_empty(const char *s) {
     return s ? s : "";
 }
 
-/* The item's id length: carried by the blend, so a list's ids are not
- * counted again by every check and encoder (strlen was ~1.8% of the
- * processor's samples, most of it on the same ids). */
-static size_t item_len(const codec_rec_item *it) {
+/* Carried by the blend, so a list's ids are not counted again by every
+ * check and encoder (strlen was ~1.8% of the processor's samples, most of
+ * it on the same ids). */
+size_t codec_rec_item_len(const codec_rec_item *it) {
     return it->item_len ? it->item_len : strlen(str_or_empty(it->item_id));
 }
 
@@ -82,7 +82,7 @@ static int check_recs(const codec_recs *r, char *errstr, size_t errstr_size) {
     for (size_t i = 0; i < r->n_items; i++) {
         const codec_rec_item *it = &r->items[i];
         const char *s = str_or_empty(it->item_id);
-        if (codec_id_check("item_id", s, item_len(it), detail, sizeof(detail)))
+        if (codec_id_check("item_id", s, codec_rec_item_len(it), detail, sizeof(detail)))
             return codec_errstr(errstr, errstr_size, "item %zu: %s", i, detail);
         if (!isfinite(it->score))
             return codec_errstr(errstr, errstr_size, "item %zu: score is not finite", i);
@@ -107,7 +107,7 @@ int codec_json_encode_recs(const codec_recs *r, codec_buf *out, char *errstr, si
         const codec_rec_item *it = &r->items[i];
         if (i) codec_buf_putc(out, ',');
         codec_buf_put(out, "{\"item_id\":", 11);
-        codec_json_put_str(out, it->item_id, item_len(it));
+        codec_json_put_str(out, it->item_id, codec_rec_item_len(it));
         codec_buf_put(out, ",\"score\":", 9);
         codec_buf_put(out, num, (size_t)codec_float_fmt(num, sizeof(num), it->score));
         const char *src = codec_source_name(it->source);
@@ -136,7 +136,7 @@ int codec_avro_encode_recs(const codec_recs *r, codec_buf *out, char *errstr, si
     if (r->n_items) { /* one block of n items, then the 0 terminator */
         codec_avro_put_long(out, (int64_t)r->n_items);
         for (size_t i = 0; i < r->n_items; i++) {
-            codec_avro_put_str(out, r->items[i].item_id, item_len(&r->items[i]));
+            codec_avro_put_str(out, r->items[i].item_id, codec_rec_item_len(&r->items[i]));
             codec_avro_put_float(out, r->items[i].score);
             codec_avro_put_long(out, r->items[i].source);
         }

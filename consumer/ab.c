@@ -189,8 +189,7 @@ static size_t place_of(const codec_rec_item *list, size_t n, const char *item_id
     for (size_t i = 0; i < n; i++) {
         const char *id = list[i].item_id;
         if (!id || (unsigned)list[i].source >= CODEC_SOURCES) continue;
-        size_t len = list[i].item_len ? list[i].item_len : strlen(id);
-        if (len == item_len && !memcmp(id, item_id, len)) return i;
+        if (codec_rec_item_len(&list[i]) == item_len && !memcmp(id, item_id, item_len)) return i;
     }
     return n;
 }
@@ -201,11 +200,7 @@ void ab_record_event(metrics *m, size_t variant, const char *user_id, size_t use
     metrics_ab_user(m, variant, user_id, user_len);
     if (n_published == 0) return;
     metrics_ab_exposure(m, variant);
-    size_t deepest = 0;
-    for (size_t ki = 0; ki < METRICS_AB_KS; ki++)
-        if (metrics_ab_k[ki] > deepest) deepest = metrics_ab_k[ki];
-    if (deepest > n_published) deepest = n_published;
-    size_t place = place_of(published, deepest, item_id, item_len);
+    size_t place = place_of(published, n_published, item_id, item_len); /* a hit at k if < k */
     for (size_t ki = 0; ki < METRICS_AB_KS; ki++) {
         size_t k = metrics_ab_k[ki] < n_published ? metrics_ab_k[ki] : n_published;
         uint64_t per_source[CODEC_SOURCES] = {0};

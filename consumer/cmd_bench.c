@@ -54,7 +54,7 @@ typedef struct tput_run {
     uint64_t target;
     volatile sig_atomic_t stop;
     volatile int done;                  /* run_processor returned */
-    int64_t t_first, t_last, t_event;   /* first and last batch persisted, first event taken */
+    int64_t t_first, t_last;            /* first and last batch persisted */
     uint64_t taken_first, applied_last; /* events taken by t_first, persisted by t_last */
     int rc;
     run_stats st;
@@ -73,19 +73,19 @@ static void tput_batch(const run_stats *st, void *opaque) {
     uint64_t done = st->applied + st->invalid;
     t->t_last = util_mono_ns(), t->applied_last = done;
     if (!t->t_first) t->t_first = t->t_last, t->taken_first = st->consumed;
-    t->t_event = st->first_event_ns;
     if (done >= t->target) t->stop = 1;
 }
 
 /* Events per second after the start-up; a stream the pipeline takes in
- * whole before its first batch is persisted is timed from its first event,
- * the start-up included. */
+ * whole before its first batch is persisted is timed from its first event
+ * (t->st, once run_processor returned), the start-up included. */
 static double tput_rate(const tput_run *t) {
+    int64_t t_event = t->st.first_event_ns;
     if (t->applied_last > t->taken_first && t->t_last > t->t_first)
         return (double)(t->applied_last - t->taken_first) /
                ((double)(t->t_last - t->t_first) / 1e9);
-    if (t->t_event && t->t_last > t->t_event)
-        return (double)t->applied_last / ((double)(t->t_last - t->t_event) / 1e9);
+    if (t_event && t->t_last > t_event)
+        return (double)t->applied_last / ((double)(t->t_last - t_event) / 1e9);
     return 0;
 }
 
@@ -151,12 +151,13 @@ static int run_throughput(const bench_opts *o, const run_config *base, int run, 
     r->state_dir_bytes = dir_bytes(dir);
     r->st = t->st;
     r->applied = t->st.applied + t->st.invalid;
-    r->join_s = t->t_event ? (double)(t->t_event - t0) / 1e9 : 0;
+    int64_t t_event = t->st.first_event_ns;
+    r->join_s = t_event ? (double)(t_event - t0) / 1e9 : 0;
     r->events_per_s = tput_rate(t);
-    if (t->t_event && t->t_first)
+    if (t_event && t->t_first)
         log_info("bench: run %d: first event %.2f s after the start, first batch persisted %.3f s "
                  "later with %" PRIu64 " events taken",
-                 run, r->join_s, (double)(t->t_first - t->t_event) / 1e9, t->taken_first);
+                 run, r->join_s, (double)(t->t_first - t_event) / 1e9, t->taken_first);
     int rc = 0;
     if (t->rc)
         rc = -1, snprintf(errstr, errsz, "processor: %s", t->err);

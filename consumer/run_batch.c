@@ -453,7 +453,7 @@ void run_batch_process(run_ctx *c) {
     batch_user *users = util_malloc((c->n_events + 1) * sizeof(*users));
     size_t n = group_users(c, sorted, users);
     state_user **recs = util_calloc(n + 1, sizeof(*recs));
-    batch_out *out = outs_for(c, n + 1);
+    batch_out *out = outs_for(c, n);
     p->wb = state_batch_new(c->store); /* its clock stamps the records */
     if (apply_all(c, p, &v, users, n, recs, out, err, sizeof(err))) fail(p, err);
     seal(c, p, users, recs, out, p->failed ? 0 : n);

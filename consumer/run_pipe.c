@@ -123,7 +123,6 @@ void run_pipe_index(run_pend *p) {
 
 static const run_pend_user *pend_find(const run_pend *p, int32_t partition, const char *id,
                                       size_t len, uint64_t hash) {
-    if (!p->index) return NULL;
     for (size_t h = hash & p->index_mask; p->index[h] != UINT32_MAX; h = (h + 1) & p->index_mask) {
         const run_pend_user *u = &p->users[p->index[h]];
         if (u->hash == hash && u->partition == partition && u->len == len &&
