@@ -31,13 +31,25 @@ int bench_produce_stream(const bench_opts *o, const char *brokers, const produce
                          const char *topic, model_dataset *ds, double *seconds, char *errstr,
                          size_t errsz);
 
-/* The transport bound: consume every event of topic, produce one small
- * record to out_topic for each, nothing else. events/s from the first
- * message to the last acknowledgement. run (1, 2, ...) makes its consumer
- * group its own, so that each run reads the whole topic. */
+/* What a bound publishes: records of bytes bytes, records_per_event of
+ * them per event consumed (spread evenly). The transport bound's is one
+ * 1-byte record per event; the output-matched bound's the processor's
+ * lists, as many and as heavy: what the broker and the clients cost for
+ * the processor's output alone. */
+typedef struct bench_shape {
+    size_t bytes;
+    double records_per_event;
+} bench_shape;
+
+/* The transport bound: consume every event of topic, produce to out_topic
+ * as shape says (NULL: one 1-byte record per event), nothing else.
+ * events/s over the events taken after the first record is acknowledged.
+ * run (1, 2, ...) makes its consumer group its own, so that each run
+ * reads the whole topic. */
 int bench_transport_bound(const bench_opts *o, const char *brokers, const producer_kconf *kc,
-                          const char *topic, const char *out_topic, int run, double *events_per_s,
-                          char *errstr, size_t errsz);
+                          const char *topic, const char *out_topic, int run,
+                          const bench_shape *shape, double *events_per_s, char *errstr,
+                          size_t errsz);
 
 typedef struct bench_latency {
     uint64_t offered, samples;

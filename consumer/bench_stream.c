@@ -4,6 +4,7 @@
  * processor on it can reach, measured in the same run so that the ratio
  * means something on a noisy machine). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -195,8 +196,9 @@ static void bound_dr(void *msg_opaque, rd_kafka_resp_err_t err, void *opaque) {
 }
 
 int bench_transport_bound(const bench_opts *o, const char *brokers, const producer_kconf *kc,
-                          const char *topic, const char *out_topic, int run, double *events_per_s,
-                          char *errstr, size_t errsz) {
+                          const char *topic, const char *out_topic, int run,
+                          const bench_shape *shape, double *events_per_s, char *errstr,
+                          size_t errsz) {
     int64_t t_ack = 0, n_ack = 0; /* events taken by the first acknowledgement */
     producer_out *out = producer_out_new(kc, brokers, bound_dr, &t_ack, errstr, errsz);
     if (!out) return -1;
@@ -207,6 +209,11 @@ int bench_transport_bound(const bench_opts *o, const char *brokers, const produc
     snprintf(group, sizeof(group), "bench-bound-%s-%d", o->suffix, run);
     rd_kafka_t *rk = bench_group_consumer(kc, brokers, group, topic, errstr, errsz);
     if (!rk) return producer_out_destroy(out), -1;
+    size_t bytes = shape ? shape->bytes : 1;
+    double per_event = shape ? shape->records_per_event : 1;
+    double due = 1 - per_event; /* the first event publishes: it starts the clock */
+    char *value = util_malloc(bytes ? bytes : 1);
+    memset(value, 'x', bytes);
     int64_t n = 0, t_first = 0, deadline = util_mono_ns() + (int64_t)600 * 1000000000;
     int rc = 0;
     while (n < o->events && rc == 0) {
@@ -219,8 +226,11 @@ int bench_transport_bound(const bench_opts *o, const char *brokers, const produc
         if (!m) continue;
         if (!m->err) {
             if (!n++) t_first = util_mono_ns();
-            rc = producer_out_send(out, out_topic, m->key, m->key_len, "1", 1, NULL, 0, NULL,
-                                   errstr, errsz);
+            if ((due += per_event) >= 1) {
+                due -= 1;
+                rc = producer_out_send(out, out_topic, m->key, m->key_len, value, bytes, NULL, 0,
+                                       NULL, errstr, errsz);
+            }
             if ((n & 255) == 0) producer_out_poll(out, 0);
             if (t_ack && !n_ack) n_ack = n;
         }
@@ -233,6 +243,7 @@ int bench_transport_bound(const bench_opts *o, const char *brokers, const produc
         *events_per_s = (double)(n - n_ack) / ((double)(t_end - t_ack) / 1e9);
     else if (n > 1) /* all taken before the first acknowledgement */
         *events_per_s = (double)(n - 1) / ((double)(t_end - t_first) / 1e9);
+    free(value);
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
     producer_out_destroy(out);

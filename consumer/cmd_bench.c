@@ -41,6 +41,8 @@ typedef struct bench_report {
     double bound_eps, events_per_s, ratio;     /* medians of the runs */
     double bound_cpu_s;                        /* median of bound_cpu_runs */
     const tput_result *tp; /* the run of median throughput (the lower one of an even count) */
+    bench_shape out_shape; /* the median run's output, for the output-matched bound */
+    double out_bound_eps, out_bound_cpu_s;
     bench_latency lat, floor_lat; /* the processor's; the bare loop's */
     int lat_done;
     long max_rss_kb;
@@ -223,16 +225,30 @@ static json_t *latency_json(const bench_opts *o, const bench_latency *l) {
                      "produced_p50_ms", l->produced_p50_ms, "produced_p99_ms", l->produced_p99_ms);
 }
 
+/* x over y, 0 when y is not positive. */
+static double over(double x, double y) {
+    return y > 0 ? x / y : 0;
+}
+
 /* The bound's CPU over the median processor run's: the throughput ratio
  * both would reach if CPU alone limited them. */
 static double cpu_ratio(const bench_report *r) {
-    return r->tp->cpu_s > 0 ? r->bound_cpu_s / r->tp->cpu_s : 0;
+    return over(r->bound_cpu_s, r->tp->cpu_s);
 }
 
 /* What one published list weighs: the broker's and the clients' share of
  * the cost grows with it (JSON lists are ~4x Avro's, BENCHMARKS.md). */
 static double bytes_per_record(const run_stats *s) {
     return s->published ? (double)s->published_bytes / (double)s->published : 0;
+}
+
+static json_t *output_bound_json(const bench_report *r) {
+    return json_pack("{s:f,s:f,s:I,s:f,s:f,s:f,s:f}", "events_per_s", r->out_bound_eps, "cpu_s",
+                     r->out_bound_cpu_s, "bytes_per_record", (json_int_t)r->out_shape.bytes,
+                     "records_per_event", r->out_shape.records_per_event, "of_transport_bound",
+                     over(r->out_bound_eps, r->bound_eps), "cpu_of_transport_bound",
+                     over(r->bound_cpu_s, r->out_bound_cpu_s), "processor_ratio",
+                     over(r->events_per_s, r->out_bound_eps));
 }
 
 static json_t *reals(const double *v, int n) {
@@ -273,6 +289,7 @@ static json_t *report_json(const bench_opts *o, const bench_report *r, int batch
     json_object_set_new(j, "process_cpu_s", json_real(r->tp->cpu_s));
     json_object_set_new(j, "transport_bound_cpu_s", json_real(r->bound_cpu_s));
     json_object_set_new(j, "cpu_ratio", json_real(cpu_ratio(r)));
+    json_object_set_new(j, "output_bound", output_bound_json(r));
     json_object_set_new(j, "applied", json_integer((json_int_t)n));
     json_object_set_new(j, "published", json_integer((json_int_t)s->published));
     json_object_set_new(j, "published_bytes_per_record", json_real(bytes_per_record(s)));
@@ -316,6 +333,11 @@ static void report_text(const bench_opts *o, const bench_report *r, int batch_si
     for (int i = 0; i <= r->runs; i++) printf(" %.0f", r->bound_runs[i]);
     printf(", before, between and after the processor's runs)\n");
     printf("ratio       %.2f of the transport bound\n", r->ratio);
+    printf("ceiling     %.0f events/s: the bound publishing the processor's output (%.3f records "
+           "of %zu bytes per event), %.2f of the bound (CPU %.2f); the processor at %.2f of it\n",
+           r->out_bound_eps, r->out_shape.records_per_event, r->out_shape.bytes,
+           over(r->out_bound_eps, r->bound_eps), over(r->bound_cpu_s, r->out_bound_cpu_s),
+           over(r->events_per_s, r->out_bound_eps));
     if (r->lat_done) {
         latency_text("latency", &r->lat);
         latency_text("floor", &r->floor_lat);
@@ -453,9 +475,29 @@ static int bound_run(const bench_opts *o, const run_config *cfg, const char *tin
                      const char *tbound, int run, bench_report *r, char *err, size_t errsz) {
     log_info("bench: transport bound over %s%s", tin, run > 1 ? " again" : "");
     double cpu0 = cpu_seconds();
-    int rc = bench_transport_bound(o, cfg->brokers, cfg->kconf, tin, tbound, run,
+    int rc = bench_transport_bound(o, cfg->brokers, cfg->kconf, tin, tbound, run, NULL,
                                    &r->bound_runs[run - 1], err, errsz);
     r->bound_cpu_runs[run - 1] = cpu_seconds() - cpu0;
+    return rc;
+}
+
+/* The transport bound once more, publishing what the median processor run
+ * published: as many records per event, each as heavy. The processor cannot
+ * outrun it; its ratio to the transport bound is the most the target's
+ * ratio can be on this broker with this output, whatever the processor's
+ * own work costs. */
+static int output_bound(const bench_opts *o, const run_config *cfg, const char *tin,
+                        const char *tbound, bench_report *r, char *err, size_t errsz) {
+    const run_stats *s = &r->tp->st;
+    r->out_shape.bytes = (size_t)(bytes_per_record(s) + 0.5);
+    r->out_shape.records_per_event =
+        r->tp->applied ? (double)s->published / (double)r->tp->applied : 0;
+    log_info("bench: output-matched bound over %s (%zu-byte records, %.3f per event)", tin,
+             r->out_shape.bytes, r->out_shape.records_per_event);
+    double cpu0 = cpu_seconds();
+    int rc = bench_transport_bound(o, cfg->brokers, cfg->kconf, tin, tbound, r->runs + 2,
+                                   &r->out_shape, &r->out_bound_eps, err, errsz);
+    r->out_bound_cpu_s = cpu_seconds() - cpu0;
     return rc;
 }
 
@@ -474,7 +516,7 @@ static int throughput_runs(const bench_opts *o, const run_config *cfg, const cha
         r->ratio_runs[i] = bound > 0 ? r->tp_runs[i].events_per_s / bound : 0;
     }
     summarize(r);
-    return 0;
+    return output_bound(o, cfg, tin, tbound, r, err, errsz);
 }
 
 /* Every phase in order; r is filled as far as it got. */

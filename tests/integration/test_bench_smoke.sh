@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `recstream bench --quick --json` keeps working: the whole benchmark (stream,
 # model, processor over it, transport bound before and after it, fixed-rate
-# latency and its floor) on tiny sizes, and its JSON carries positive,
+# latency and its floor, the output-matched bound) on tiny sizes, and its JSON carries positive,
 # consistent figures. Also: the text report names every figure, --runs 2
 # reports the median of two processor runs between three bounds, and a bad
 # flag is one line and exit 2.
@@ -25,6 +25,11 @@ check '.applied == .events and .events == 20000' '[.applied, .events]'
 check '.published > 0 and .batches > 0' '[.published, .batches]'
 # A JSON list of 20 items is more than 20 times {"item_id":"","score":0,"source":"ONLINE"}.
 check '.published_bytes_per_record > 20 * 41 and .published_bytes_per_record < 8192' '.published_bytes_per_record'
+# The output-matched bound publishes what the processor published: as
+# heavy records, as many per event; its quotients are what they say.
+check '.output_bound.events_per_s > 0 and .output_bound.cpu_s > 0' '.output_bound'
+check '.output_bound.bytes_per_record == (.published_bytes_per_record | round) and (.output_bound.records_per_event - .published / .applied | fabs) < 1e-6' '[.output_bound, .published, .applied]'
+check '(.output_bound.of_transport_bound - .output_bound.events_per_s / .transport_bound_events_per_s | fabs) < 0.01 and (.output_bound.processor_ratio - .throughput_events_per_s / .output_bound.events_per_s | fabs) < 0.01' '.output_bound'
 check '.latency.samples > 0' '.latency'
 check '.latency.p50_ms > 0 and .latency.p50_ms <= .latency.p95_ms and .latency.p95_ms <= .latency.p99_ms and .latency.p99_ms <= .latency.max_ms' '.latency'
 check '.latency.achieved_rate > 1000' '.latency.achieved_rate'
@@ -43,7 +48,7 @@ check '([.time_split[] | .share] | add - 1 | fabs) < 0.01' '.time_split'
 # two processor runs: the median of both, between three bounds.
 "$RECSTREAM" bench --quick --rate 0 --runs 2 --model "$T/model.bin" --work-dir "$T/2" \
     >"$T/out.txt" 2>"$T/text.err" || { mkdir -p "$T/2"; fail "text report exited"; }
-for w in throughput runs bound ratio "peak RSS" output rocksdb split; do
+for w in throughput runs bound ratio ceiling "peak RSS" output rocksdb split; do
     grep -q "^$w" "$T/out.txt" || fail "text report lacks '$w': $(cat "$T/out.txt")"
 done
 grep -q "latency" "$T/out.txt" && fail "--rate 0 still ran the latency phase"
