@@ -2,7 +2,8 @@
  * pre-produced synthetic stream, and the transport bound (a bare
  * consume-one-produce-one loop over the same broker, the ceiling any
  * processor on it can reach, measured in the same run so that the ratio
- * means something on a noisy machine). */
+ * means something on a noisy machine; or that loop publishing records
+ * shaped as the processor's lists). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
