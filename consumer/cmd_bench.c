@@ -367,11 +367,13 @@ static const char about[] =
     "events over 100k users and 20k items, 32 partitions) to the embedded broker (or\n"
     "--brokers), trains a model on it (64 factors, K = 50; or --model FILE), runs the processor\n"
     "over it with state on disk, and measures in the same run the transport bound (consume each\n"
-    "event, produce one small record, nothing else), the ratio, and the CPU each took. Then it\n"
-    "offers events at --rate while the processor runs and reports event-to-publish latency\n"
-    "(output arrival minus produce time). Also: peak RSS, RocksDB bytes written per event, and\n"
-    "where the loop's time goes. The processor flags of `recstream run` apply. With --brokers\n"
-    "it creates its topics, or lets the broker auto-create them.\n"
+    "event, produce one small record, nothing else), the ratio, the CPU each took, and the\n"
+    "ceiling the processor's output leaves (that loop publishing lists as many and as heavy as\n"
+    "the processor's). Then it offers events at --rate while the processor runs and reports\n"
+    "event-to-publish latency (output arrival minus produce time). Also: peak RSS, RocksDB\n"
+    "bytes written per event, and where the loop's time goes. The processor flags of\n"
+    "`recstream run` apply. With --brokers it creates its topics, or lets the broker\n"
+    "auto-create them.\n"
     "Example: recstream bench --json > bench.json";
 
 typedef struct bench_cli {
