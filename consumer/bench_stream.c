@@ -132,6 +132,30 @@ int bench_create_topics(producer_broker *b, const char *brokers, const producer_
     return 0;
 }
 
+/* Whether the broker still holds every event produced to topic: one that
+ * keeps only so much per partition (the embedded broker, ~5 MiB) drops the
+ * oldest, and the runs would then wait for events that never come. */
+static int check_kept(rd_kafka_t *rk, const char *topic, int partitions, int64_t events,
+                      char *errstr, size_t errsz) {
+    int64_t kept = 0, dropped = 0;
+    for (int p = 0; p < partitions; p++) {
+        int64_t lo = 0, hi = 0;
+        rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000);
+        if (e)
+            return snprintf(errstr, errsz, "offsets of %s [%d]: %s", topic, p, rd_kafka_err2str(e)),
+                   -1;
+        kept += hi - lo, dropped += lo;
+    }
+    if (dropped || kept != events)
+        return snprintf(errstr, errsz,
+                        "the broker holds %lld of the %lld events produced to %s (it dropped the "
+                        "oldest %lld): more partitions (--partitions; an auto-created topic "
+                        "takes the broker's count) or fewer --events",
+                        (long long)kept, (long long)events, topic, (long long)dropped),
+               -1;
+    return 0;
+}
+
 int bench_produce_stream(const bench_opts *o, const char *brokers, const producer_kconf *kc,
                          const char *topic, model_dataset *ds, double *seconds, char *errstr,
                          size_t errsz) {
@@ -162,6 +186,8 @@ int bench_produce_stream(const bench_opts *o, const char *brokers, const produce
         rc = -1, snprintf(errstr, errsz, "pre-producing: %d unacknowledged, %llu failed (%s)", left,
                           (unsigned long long)st.failed, rd_kafka_err2str(st.last_err));
     *seconds = (double)(util_mono_ns() - t0) / 1e9;
+    if (!rc)
+        rc = check_kept(producer_out_rk(out), topic, (int)o->partitions, o->events, errstr, errsz);
     codec_buf_free(&buf);
     model_synth_free(s);
     producer_out_destroy(out);

@@ -4,7 +4,8 @@
 # topics through the admin API (it never names a controller), so the bench
 # falls back to the broker's auto-creation, whose partition count (4 here)
 # replaces the one asked for (8) everywhere, the latency reader's direct
-# assignment included.
+# assignment included. A stream longer than the broker keeps is refused at
+# once.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 it_setup bench-brokers
@@ -26,4 +27,16 @@ parts=$(kcat -b "$B" -L -t "$tin" | grep -c 'partition [0-9]*, leader')
 [ "$parts" = 4 ] || fail "$tin has $parts partitions, not 4"
 n=$(kcat -b "$B" -C -t "$tin" -o beginning -e -q | wc -l)
 [ "$n" = 20000 ] || fail "$tin holds $n events, not 20000"
+# More events than the broker keeps (~5 MiB per partition, 4 partitions):
+# one clear error as soon as the stream is produced, not a 600 s wait for
+# events the broker dropped.
+set +e
+"$RECSTREAM" bench --quick --events 300000 --rate 0 --brokers "$B" --work-dir "$T/w2" \
+    >"$T/drop.out" 2>"$T/drop.err"
+code=$?
+set -e
+[ "$code" = 1 ] || fail "a stream the broker cannot hold: exit $code"
+grep -q 'ERROR bench: the broker holds [0-9]* of the 300000 events produced' "$T/drop.err" ||
+    fail "no error naming the dropped events: $(tail -3 "$T/drop.err")"
+grep -q 'transport bound over' "$T/drop.err" && fail "the bench went on after the stream was cut"
 echo "ok: bench --brokers"
