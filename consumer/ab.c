@@ -201,10 +201,12 @@ void ab_record_event(metrics *m, size_t variant, const char *user_id, size_t use
     if (n_published == 0) return;
     metrics_ab_exposure(m, variant);
     size_t place = place_of(published, n_published, item_id, item_len); /* a hit at k if < k */
+    /* The ks ascend: each one's counts extend the previous prefix's. */
+    uint64_t per_source[CODEC_SOURCES] = {0};
+    size_t i = 0;
     for (size_t ki = 0; ki < METRICS_AB_KS; ki++) {
         size_t k = metrics_ab_k[ki] < n_published ? metrics_ab_k[ki] : n_published;
-        uint64_t per_source[CODEC_SOURCES] = {0};
-        for (size_t i = 0; i < k; i++)
+        for (; i < k; i++)
             if ((unsigned)published[i].source < CODEC_SOURCES) per_source[published[i].source]++;
         for (int s = 0; s < CODEC_SOURCES; s++)
             if (per_source[s])

@@ -39,18 +39,16 @@ rd_kafka_conf_t *bench_client_conf(const producer_kconf *kc, const char *brokers
 static int auto_create(rd_kafka_t *rk, const char *const *topics, size_t n, int *partitions,
                        char *errstr, size_t errsz) {
     for (size_t i = 0; i < n; i++) {
-        rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topics[i], NULL);
         int cnt = 0;
-        for (int tries = 0; tries < 20 && cnt <= 0; tries++) {
-            const struct rd_kafka_metadata *md = NULL;
-            rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, t, &md, 5000);
-            if (!e && md->topic_cnt == 1 && !md->topics[0].err) cnt = md->topics[0].partition_cnt;
-            if (md) rd_kafka_metadata_destroy(md);
-            if (cnt <= 0) usleep(500000); /* a new topic's leaders take a moment */
+        char why[256];
+        for (int tries = 1; producer_topic_partitions(rk, topics[i], 5000, &cnt, why, sizeof(why));
+             tries++) {
+            if (tries == 20)
+                return snprintf(errstr, errsz, "topic %s was not auto-created (%s)", topics[i],
+                                why),
+                       -1;
+            usleep(500000); /* a new topic's leaders take a moment */
         }
-        rd_kafka_topic_destroy(t);
-        if (cnt <= 0)
-            return snprintf(errstr, errsz, "topic %s was not auto-created", topics[i]), -1;
         if (i > 0 && cnt != *partitions)
             return snprintf(errstr, errsz, "auto-created topic %s has %d partitions, %s %d",
                             topics[i], cnt, topics[0], *partitions),

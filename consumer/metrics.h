@@ -20,7 +20,7 @@
 #include "codec.h"
 
 #define METRICS_MAX_VARIANTS 8 /* A/B arms; ab.h uses the same bound */
-#define METRICS_AB_KS        2 /* hit rate is measured at k = 5 and k = 10 */
+#define METRICS_AB_KS        2 /* hit rate is measured at k = 5 and k = 10 (ascending) */
 extern const unsigned metrics_ab_k[METRICS_AB_KS];
 
 typedef struct metrics metrics;

@@ -55,22 +55,29 @@ producer_out *producer_out_new(const producer_kconf *kc, const char *brokers, pr
     return o; /* conf now owned by o->rk */
 }
 
-int producer_out_prepare(producer_out *o, const char *topic, int timeout_ms, char *errstr,
-                         size_t errstr_size) {
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(o->rk, topic, NULL);
+int producer_topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, int *partitions,
+                              char *errstr, size_t errstr_size) {
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     if (!rkt)
         return snprintf(errstr, errstr_size, "topic %s: %s", topic,
                         rd_kafka_err2str(rd_kafka_last_error())),
                -1;
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t err = rd_kafka_metadata(o->rk, 0, rkt, &md, timeout_ms);
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
     if (!err && md->topic_cnt == 1 && md->topics[0].err) err = md->topics[0].err;
-    if (!err && (md->topic_cnt != 1 || md->topics[0].partition_cnt == 0))
+    if (!err && (md->topic_cnt != 1 || md->topics[0].partition_cnt <= 0))
         err = RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+    if (!err) *partitions = md->topics[0].partition_cnt;
     if (md) rd_kafka_metadata_destroy(md);
     rd_kafka_topic_destroy(rkt);
     if (err) snprintf(errstr, errstr_size, "topic %s: %s", topic, rd_kafka_err2str(err));
     return err ? -1 : 0;
+}
+
+int producer_out_prepare(producer_out *o, const char *topic, int timeout_ms, char *errstr,
+                         size_t errstr_size) {
+    int partitions;
+    return producer_topic_partitions(o->rk, topic, timeout_ms, &partitions, errstr, errstr_size);
 }
 
 static rd_kafka_headers_t *headers_new(const producer_header *hdrs, size_t n) {

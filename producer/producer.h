@@ -139,6 +139,12 @@ producer_out *producer_out_new(const producer_kconf *kc, const char *brokers, pr
  * once the scan finds it. */
 int producer_out_prepare(producer_out *o, const char *topic, int timeout_ms, char *errstr,
                          size_t errstr_size);
+/* Asks rk's broker for topic's metadata (which, on a broker that
+ * auto-creates topics, creates it), waiting up to timeout_ms; its partition
+ * count into *partitions. Returns 0, or -1 with errstr (no answer in time;
+ * the topic unknown or without partitions yet). */
+int producer_topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, int *partitions,
+                              char *errstr, size_t errstr_size);
 /* Enqueues one message, keyed, to the default partitioner. On a full queue
  * it serves delivery reports and retries (backpressure) rather than fail.
  * Headers are copied. Returns 0, or -1 with errstr (unknown topic, message

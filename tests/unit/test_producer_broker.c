@@ -216,8 +216,9 @@ static void test_retriable_errors_are_retried(void **state) {
     producer_broker_stop(b);
 }
 
-/* prepare learns a topic's partitions before the first send; with no broker
- * to answer it says which topic it could not learn. */
+/* prepare learns a topic's partitions before the first send (and
+ * producer_topic_partitions tells how many); with no broker to answer it
+ * says which topic it could not learn. */
 static void test_prepare(void **state) {
     producer_broker *b = start();
     producer_kconf *kc = producer_kconf_new();
@@ -226,6 +227,10 @@ static void test_prepare(void **state) {
         producer_out_new(kc, producer_broker_bootstraps(b), NULL, NULL, err, sizeof(err));
     assert_non_null(o);
     assert_int_equal(producer_out_prepare(o, "events", 5000, err, sizeof(err)), 0);
+    int parts = 0;
+    assert_int_equal(
+        producer_topic_partitions(producer_out_rk(o), "other", 5000, &parts, err, sizeof(err)), 0);
+    assert_int_equal(parts, PARTS);
     assert_int_equal(producer_broker_set_down(b, 1, 1), 0);
     assert_int_equal(producer_out_prepare(o, "other", 500, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "topic other: "));
