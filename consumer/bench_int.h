@@ -31,6 +31,14 @@ int bench_produce_stream(const bench_opts *o, const char *brokers, const produce
                          const char *topic, model_dataset *ds, double *seconds, char *errstr,
                          size_t errsz);
 
+/* Events per second of a run that took n events, n_start of them by
+ * t_start, its first output acknowledged, and ended at t_end: over the
+ * events taken after t_start, so that neither the processor nor a bound
+ * counts its start-up (the group join, the producer's first connection).
+ * A stream taken whole by t_start is timed from its first event (t_first),
+ * the start-up included. 0 when there is nothing to time. */
+double bench_rate(uint64_t n, uint64_t n_start, int64_t t_start, int64_t t_first, int64_t t_end);
+
 /* What a bound publishes: records of bytes bytes, records_per_event of
  * them per event consumed (spread evenly). The transport bound's is one
  * 1-byte record per event; the output-matched bound's the processor's

@@ -211,6 +211,14 @@ rd_kafka_t *bench_group_consumer(const producer_kconf *kc, const char *brokers, 
     return rk;
 }
 
+double bench_rate(uint64_t n, uint64_t n_start, int64_t t_start, int64_t t_first, int64_t t_end) {
+    if (t_start && n > n_start && t_end > t_start)
+        return (double)(n - n_start) / ((double)(t_end - t_start) / 1e9);
+    if (t_first && n > 1 && t_end > t_first) /* all taken before the start */
+        return (double)(n - 1) / ((double)(t_end - t_first) / 1e9);
+    return 0;
+}
+
 /* The first acknowledgement's time: the bound is timed as the processor is
  * (cmd_bench.c), from its first output acknowledged, over the events taken
  * after it, so that neither counts its producer's start-up. */
@@ -264,10 +272,7 @@ int bench_transport_bound(const bench_opts *o, const char *brokers, const produc
     if (producer_out_flush(out, 60000) && !rc)
         rc = -1, snprintf(errstr, errsz, "transport bound: records unacknowledged");
     int64_t t_end = util_mono_ns();
-    if (n_ack && n > n_ack)
-        *events_per_s = (double)(n - n_ack) / ((double)(t_end - t_ack) / 1e9);
-    else if (n > 1) /* all taken before the first acknowledgement */
-        *events_per_s = (double)(n - 1) / ((double)(t_end - t_first) / 1e9);
+    *events_per_s = bench_rate((uint64_t)n, (uint64_t)n_ack, t_ack, t_first, t_end);
     free(value);
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);

@@ -79,17 +79,10 @@ static void tput_batch(const run_stats *st, void *opaque) {
     if (done >= t->target) t->stop = 1;
 }
 
-/* Events per second after the start-up; a stream the pipeline takes in
- * whole before its first batch is persisted is timed from its first event
- * (t->st, once run_processor returned), the start-up included. */
+/* Events per second after the start-up (bench_rate), from the first batch
+ * persisted; t->st holds the first event's time once run_processor returned. */
 static double tput_rate(const tput_run *t) {
-    int64_t t_event = t->st.first_event_ns;
-    if (t->applied_last > t->taken_first && t->t_last > t->t_first)
-        return (double)(t->applied_last - t->taken_first) /
-               ((double)(t->t_last - t->t_first) / 1e9);
-    if (t_event && t->t_last > t_event)
-        return (double)t->applied_last / ((double)(t->t_last - t_event) / 1e9);
-    return 0;
+    return bench_rate(t->applied_last, t->taken_first, t->t_first, t->st.first_event_ns, t->t_last);
 }
 
 static void *tput_thread(void *arg) {
