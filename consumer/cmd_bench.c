@@ -10,6 +10,7 @@
  * Reports throughput, ratio, latency quantiles, peak RSS, RocksDB bytes
  * written per event (the process's block-layer writes during the run, which
  * only RocksDB makes then) and the loop's time split, as text or --json. */
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -25,7 +26,7 @@
 #include "commands.h"
 
 typedef struct tput_result {
-    double events_per_s, wall_s, cpu_s, join_s;
+    double events_per_s, wall_s, cpu_s, broker_cpu_s, join_s;
     uint64_t applied, write_bytes, state_dir_bytes;
     run_stats st;
 } tput_result;
@@ -34,16 +35,18 @@ typedef struct tput_result {
 
 typedef struct bench_report {
     double produce_s, train_s;
-    int runs;                                  /* processor runs, each between two bounds */
-    double bound_runs[BENCH_RUNS_MAX + 1];     /* before, between and after them */
-    double bound_cpu_runs[BENCH_RUNS_MAX + 1]; /* process CPU seconds of each bound */
-    tput_result tp_runs[BENCH_RUNS_MAX];       /* in order */
-    double ratio_runs[BENCH_RUNS_MAX];         /* each over the mean of its two bounds */
-    double bound_eps, events_per_s, ratio;     /* medians of the runs */
-    double bound_cpu_s;                        /* median of bound_cpu_runs */
+    int runs;                                     /* processor runs, each between two bounds */
+    double bound_runs[BENCH_RUNS_MAX + 1];        /* before, between and after them */
+    double bound_cpu_runs[BENCH_RUNS_MAX + 1];    /* process CPU seconds of each bound */
+    double bound_broker_runs[BENCH_RUNS_MAX + 1]; /* the embedded broker's share of them */
+    tput_result tp_runs[BENCH_RUNS_MAX];          /* in order */
+    double ratio_runs[BENCH_RUNS_MAX];            /* each over the mean of its two bounds */
+    double bound_eps, events_per_s, ratio;        /* medians of the runs */
+    double bound_cpu_s, bound_broker_cpu_s;       /* medians of the two above */
     const tput_result *tp; /* the run of median throughput (the lower one of an even count) */
     bench_shape out_shape; /* the median run's output, for the output-matched bound */
-    double out_bound_eps, out_bound_cpu_s;
+    double out_bound_eps, out_bound_cpu_s, out_bound_broker_cpu_s;
+    int embedded;                 /* the broker is ours: its thread's CPU is measured */
     bench_latency lat, floor_lat; /* the processor's; the bare loop's */
     int lat_done;
     long max_rss_kb;
@@ -110,6 +113,50 @@ static double cpu_seconds(void) {
            ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
 }
 
+/* One line of a file of this process's /proc, "" if it cannot be read. */
+static void proc_line(const char *path, char *buf, size_t size) {
+    FILE *f = fopen(path, "r");
+    if (!f || !fgets(buf, (int)size, f)) buf[0] = 0;
+    if (f) fclose(f);
+}
+
+/* CPU seconds of the embedded broker's thread (librdkafka names it
+ * rdk:mock): its schedstat's time on a CPU, in nanoseconds. The thread
+ * lives as long as the broker, so a difference of two readings is the
+ * broker's share of a phase, which tells its cost from the clients' and
+ * ours. 0 when there is no such thread (--brokers). */
+static double broker_cpu_seconds(void) {
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    double sum = 0;
+    while (d && (e = readdir(d))) {
+        char path[300], line[128];
+        if (e->d_name[0] == '.') continue;
+        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+        proc_line(path, line, sizeof(line));
+        if (strcmp(line, "rdk:mock\n")) continue;
+        snprintf(path, sizeof(path), "/proc/self/task/%s/schedstat", e->d_name);
+        proc_line(path, line, sizeof(line));
+        sum += strtod(line, NULL) / 1e9;
+    }
+    if (d) closedir(d);
+    return sum;
+}
+
+/* A phase's CPU: the whole process's and the embedded broker's. */
+typedef struct cpu_mark {
+    double process, broker;
+} cpu_mark;
+
+static cpu_mark cpu_now(void) {
+    return (cpu_mark){cpu_seconds(), broker_cpu_seconds()};
+}
+
+static cpu_mark cpu_since(cpu_mark a) {
+    cpu_mark b = cpu_now();
+    return (cpu_mark){b.process - a.process, b.broker - a.broker};
+}
+
 static uint64_t dir_bytes(const char *dir) {
     char cmd[1200], out[64] = "";
     snprintf(cmd, sizeof(cmd), "du -sb '%s' 2>/dev/null", dir);
@@ -134,7 +181,7 @@ static int run_throughput(const bench_opts *o, const run_config *base, int run, 
     t->cfg.on_batch_opaque = t;
     t->target = (uint64_t)o->events;
     uint64_t wb0 = proc_write_bytes();
-    double cpu0 = cpu_seconds();
+    cpu_mark cpu0 = cpu_now();
     int64_t t0 = util_mono_ns(), limit = t0 + (int64_t)900 * 1000000000;
     pthread_t th;
     pthread_create(&th, NULL, tput_thread, t);
@@ -142,7 +189,9 @@ static int run_throughput(const bench_opts *o, const run_config *base, int run, 
     t->stop = 1;
     pthread_join(th, NULL);
     r->wall_s = (double)(util_mono_ns() - t0) / 1e9;
-    r->cpu_s = cpu_seconds() - cpu0;
+    cpu_mark cpu = cpu_since(cpu0);
+    r->cpu_s = cpu.process;
+    r->broker_cpu_s = cpu.broker;
     r->write_bytes = proc_write_bytes() - wb0;
     r->state_dir_bytes = dir_bytes(dir);
     r->st = t->st;
@@ -236,13 +285,20 @@ static double bytes_per_record(const run_stats *s) {
     return s->published ? (double)s->published_bytes / (double)s->published : 0;
 }
 
+/* The embedded broker's CPU seconds; null with --brokers, where its
+ * thread is in another process. */
+static json_t *broker_cpu_json(const bench_report *r, double seconds) {
+    return r->embedded ? json_real(seconds) : json_null();
+}
+
 static json_t *output_bound_json(const bench_report *r) {
-    return json_pack("{s:f,s:f,s:I,s:f,s:f,s:f,s:f}", "events_per_s", r->out_bound_eps, "cpu_s",
-                     r->out_bound_cpu_s, "bytes_per_record", (json_int_t)r->out_shape.bytes,
-                     "records_per_event", r->out_shape.records_per_event, "of_transport_bound",
-                     over(r->out_bound_eps, r->bound_eps), "cpu_of_transport_bound",
-                     over(r->bound_cpu_s, r->out_bound_cpu_s), "processor_ratio",
-                     over(r->events_per_s, r->out_bound_eps));
+    return json_pack(
+        "{s:f,s:f,s:o,s:I,s:f,s:f,s:f,s:f}", "events_per_s", r->out_bound_eps, "cpu_s",
+        r->out_bound_cpu_s, "broker_cpu_s", broker_cpu_json(r, r->out_bound_broker_cpu_s),
+        "bytes_per_record", (json_int_t)r->out_shape.bytes, "records_per_event",
+        r->out_shape.records_per_event, "of_transport_bound", over(r->out_bound_eps, r->bound_eps),
+        "cpu_of_transport_bound", over(r->bound_cpu_s, r->out_bound_cpu_s), "processor_ratio",
+        over(r->events_per_s, r->out_bound_eps));
 }
 
 static json_t *reals(const double *v, int n) {
@@ -281,7 +337,10 @@ static json_t *report_json(const bench_opts *o, const bench_report *r, int batch
     json_object_set_new(j, "processor_wall_s", json_real(r->tp->wall_s));
     json_object_set_new(j, "processor_join_s", json_real(r->tp->join_s));
     json_object_set_new(j, "process_cpu_s", json_real(r->tp->cpu_s));
+    json_object_set_new(j, "broker_cpu_s", broker_cpu_json(r, r->tp->broker_cpu_s));
     json_object_set_new(j, "transport_bound_cpu_s", json_real(r->bound_cpu_s));
+    json_object_set_new(j, "transport_bound_broker_cpu_s",
+                        broker_cpu_json(r, r->bound_broker_cpu_s));
     json_object_set_new(j, "cpu_ratio", json_real(cpu_ratio(r)));
     json_object_set_new(j, "output_bound", output_bound_json(r));
     json_object_set_new(j, "applied", json_integer((json_int_t)n));
@@ -345,6 +404,10 @@ static void report_text(const bench_opts *o, const bench_report *r, int batch_si
     printf("cpu         %.1f s process CPU over %.1f s wall; the bound %.1f s (median), %.2f of "
            "the processor's\n",
            r->tp->cpu_s, r->tp->wall_s, r->bound_cpu_s, cpu_ratio(r));
+    if (r->embedded)
+        printf("broker cpu  %.2f s of the processor's, %.2f s of the bound's, %.2f s of the "
+               "ceiling's (the embedded broker's thread)\n",
+               r->tp->broker_cpu_s, r->bound_broker_cpu_s, r->out_bound_broker_cpu_s);
     double us[SPLIT_STAGES], sh[SPLIT_STAGES];
     split(&r->tp->st, n, us, sh);
     printf("split      ");
@@ -360,13 +423,13 @@ static const char about[] =
     "events over 100k users and 20k items, 32 partitions) to the embedded broker (or\n"
     "--brokers), trains a model on it (64 factors, K = 50; or --model FILE), runs the processor\n"
     "over it with state on disk, and measures in the same run the transport bound (consume each\n"
-    "event, produce one small record, nothing else), the ratio, the CPU each took, and the\n"
-    "ceiling the processor's output leaves (that loop publishing lists as many and as heavy as\n"
-    "the processor's). Then it offers events at --rate while the processor runs and reports\n"
-    "event-to-publish latency (output arrival minus produce time). Also: peak RSS, RocksDB\n"
-    "bytes written per event, and where the loop's time goes. The processor flags of\n"
-    "`recstream run` apply. With --brokers it creates its topics, or lets the broker\n"
-    "auto-create them.\n"
+    "event, produce one small record, nothing else), the ratio, the CPU each took (and the\n"
+    "embedded broker's thread's share of it), and the ceiling the processor's output leaves\n"
+    "(that loop publishing lists as many and as heavy as the processor's). Then it offers\n"
+    "events at --rate while the processor runs and reports event-to-publish latency (output\n"
+    "arrival minus produce time). Also: peak RSS, RocksDB bytes written per event, and where\n"
+    "the loop's time goes. The processor flags of `recstream run` apply. With --brokers it\n"
+    "creates its topics, or lets the broker auto-create them.\n"
     "Example: recstream bench --json > bench.json";
 
 typedef struct bench_cli {
@@ -464,16 +527,19 @@ static void summarize(bench_report *r) {
     }
     r->tp = &r->tp_runs[mid];
     r->bound_cpu_s = median(r->bound_cpu_runs, r->runs + 1);
+    r->bound_broker_cpu_s = median(r->bound_broker_runs, r->runs + 1);
 }
 
 /* Transport bound number run (1, 2, ...), with the process CPU it took. */
 static int bound_run(const bench_opts *o, const run_config *cfg, const char *tin,
                      const char *tbound, int run, bench_report *r, char *err, size_t errsz) {
     log_info("bench: transport bound over %s%s", tin, run > 1 ? " again" : "");
-    double cpu0 = cpu_seconds();
+    cpu_mark cpu0 = cpu_now();
     int rc = bench_transport_bound(o, cfg->brokers, cfg->kconf, tin, tbound, run, NULL,
                                    &r->bound_runs[run - 1], err, errsz);
-    r->bound_cpu_runs[run - 1] = cpu_seconds() - cpu0;
+    cpu_mark cpu = cpu_since(cpu0);
+    r->bound_cpu_runs[run - 1] = cpu.process;
+    r->bound_broker_runs[run - 1] = cpu.broker;
     return rc;
 }
 
@@ -490,10 +556,12 @@ static int output_bound(const bench_opts *o, const run_config *cfg, const char *
         r->tp->applied ? (double)s->published / (double)r->tp->applied : 0;
     log_info("bench: output-matched bound over %s (%zu-byte records, %.3f per event)", tin,
              r->out_shape.bytes, r->out_shape.records_per_event);
-    double cpu0 = cpu_seconds();
+    cpu_mark cpu0 = cpu_now();
     int rc = bench_transport_bound(o, cfg->brokers, cfg->kconf, tin, tbound, r->runs + 2,
                                    &r->out_shape, &r->out_bound_eps, err, errsz);
-    r->out_bound_cpu_s = cpu_seconds() - cpu0;
+    cpu_mark cpu = cpu_since(cpu0);
+    r->out_bound_cpu_s = cpu.process;
+    r->out_bound_broker_cpu_s = cpu.broker;
     return rc;
 }
 
@@ -586,6 +654,7 @@ static int bench_main(bench_cli *b) {
         b->rc.cfg.brokers = producer_broker_bootstraps(broker);
     }
     bench_report *r = util_calloc(1, sizeof(*r));
+    r->embedded = broker != NULL;
     int rc = bench_phases(b, broker, r, err, sizeof(err));
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);

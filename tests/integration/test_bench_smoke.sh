@@ -39,6 +39,9 @@ check '[.latency, .latency_floor][] | .produced_p50_ms >= 0 and .produced_p50_ms
 check '.peak_rss_mb > 10' '.peak_rss_mb'
 # The CPU each side took, and their quotient.
 check '.process_cpu_s > 0 and .transport_bound_cpu_s > 0 and (.cpu_ratio - .transport_bound_cpu_s / .process_cpu_s | fabs) < 0.01' '[.process_cpu_s, .transport_bound_cpu_s, .cpu_ratio]'
+# The embedded broker's thread worked in every phase, and within each
+# phase's whole-process CPU.
+check '[[.broker_cpu_s, .process_cpu_s], [.transport_bound_broker_cpu_s, .transport_bound_cpu_s], [.output_bound.broker_cpu_s, .output_bound.cpu_s]] | all(.[0] > 0 and .[0] <= .[1])' '[.broker_cpu_s, .transport_bound_broker_cpu_s, .output_bound.broker_cpu_s]'
 check '.rocksdb_write_bytes_per_event > 0 and .state_dir_bytes > 0' '[.rocksdb_write_bytes_per_event, .state_dir_bytes]'
 check '[.time_split[] | .us_per_event] | all(. >= 0) and (.[0:3] | all(. > 0))' '.time_split'
 check '([.time_split[] | .share] | add - 1 | fabs) < 0.01' '.time_split'
@@ -48,7 +51,7 @@ check '([.time_split[] | .share] | add - 1 | fabs) < 0.01' '.time_split'
 # two processor runs: the median of both, between three bounds.
 "$RECSTREAM" bench --quick --rate 0 --runs 2 --model "$T/model.bin" --work-dir "$T/2" \
     >"$T/out.txt" 2>"$T/text.err" || { mkdir -p "$T/2"; fail "text report exited"; }
-for w in throughput runs bound ratio ceiling "peak RSS" output rocksdb split; do
+for w in throughput runs bound ratio ceiling "peak RSS" output rocksdb cpu "broker cpu" split; do
     grep -q "^$w" "$T/out.txt" || fail "text report lacks '$w': $(cat "$T/out.txt")"
 done
 grep -q "latency" "$T/out.txt" && fail "--rate 0 still ran the latency phase"
