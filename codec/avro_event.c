@@ -10,6 +10,7 @@
  * checks byte-for-byte equality with avro-c's encoder of the embedded schema,
  * so a schema change that this file misses fails the tests. */
 #include "codec_int.h"
+#include "util.h"
 
 #include <math.h>
 #include <string.h>
@@ -52,7 +53,7 @@ codec_err codec_avro_read_str(codec_avro_cur *c, const char **s, size_t *len) {
 }
 
 void codec_avro_put_long(codec_buf *b, int64_t v) {
-    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    uint64_t z = util_zigzag(v);
     codec_buf_reserve(b, 10);
     while (z >= 0x80) {
         b->data[b->len++] = (char)(z | 0x80);

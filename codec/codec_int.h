@@ -32,6 +32,7 @@ int codec_iso8601_parse(const char *s, size_t len, int64_t *ms);
 /* ---- Growable buffer. */
 void codec_buf_reserve(codec_buf *b, size_t extra);
 void codec_buf_put_i64(codec_buf *b, int64_t v); /* v in decimal, without printf */
+void codec_buf_put_float(codec_buf *b, float v); /* codec_float_fmt's digits */
 /* Inline: the encoders append many short pieces, most of constant length,
  * which the compiler then copies without a call. */
 static inline void codec_buf_put(codec_buf *b, const void *p, size_t n) {

@@ -220,6 +220,12 @@ int codec_float_fmt(char *dst, size_t size, float v) {
     return float_fmt_slow(dst, size, v);
 }
 
+void codec_buf_put_float(codec_buf *b, float v) {
+    char num[128];
+    int n = codec_float_fmt(num, sizeof(num), v);
+    codec_buf_put(b, num, (size_t)n);
+}
+
 /* ==== Time ==== */
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's algorithm). */

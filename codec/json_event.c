@@ -54,7 +54,6 @@ void codec_json_put_str(codec_buf *b, const char *s, size_t len) {
 
 int codec_json_encode_event(const codec_event *ev, codec_buf *out, char *errstr,
                             size_t errstr_size) {
-    char num[128];
     codec_buf_put(out, "{\"user_id\":", 11);
     codec_json_put_str(out, ev->user_id, ev->user_len);
     codec_buf_put(out, ",\"item_id\":", 11);
@@ -70,7 +69,7 @@ int codec_json_encode_event(const codec_event *ev, codec_buf *out, char *errstr,
     }
     if (ev->has_weight) {
         codec_buf_put(out, ",\"weight\":", 10);
-        codec_buf_put(out, num, (size_t)codec_float_fmt(num, sizeof(num), ev->weight));
+        codec_buf_put_float(out, ev->weight);
     }
     codec_buf_putc(out, '}');
     return 0;

@@ -100,7 +100,6 @@ static void json_key_str(codec_buf *b, const char *key, const char *s) {
 
 int codec_json_encode_recs(const codec_recs *r, codec_buf *out, char *errstr, size_t errstr_size) {
     if (check_recs(r, errstr, errstr_size)) return -1;
-    char num[128];
     json_key_str(out, "{\"user_id\":", r->user_id);
     codec_buf_put(out, ",\"items\":[", 10);
     for (size_t i = 0; i < r->n_items; i++) {
@@ -109,7 +108,7 @@ int codec_json_encode_recs(const codec_recs *r, codec_buf *out, char *errstr, si
         codec_buf_put(out, "{\"item_id\":", 11);
         codec_json_put_str(out, it->item_id, codec_rec_item_len(it));
         codec_buf_put(out, ",\"score\":", 9);
-        codec_buf_put(out, num, (size_t)codec_float_fmt(num, sizeof(num), it->score));
+        codec_buf_put_float(out, it->score);
         const char *src = codec_source_name(it->source);
         codec_buf_put(out, ",\"source\":\"", 11);
         codec_buf_put(out, src, strlen(src));

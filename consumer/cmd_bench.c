@@ -522,7 +522,7 @@ static void summarize(bench_report *r) {
     int mid = 0;
     for (int i = 0; i < r->runs; i++) {
         int below = 0; /* runs ranked before run i */
-        for (int j = 0; j < r->runs; j++) below += eps[j] < eps[i] || (eps[j] == eps[i] && j < i);
+        for (int j = 0; j < r->runs; j++) below += (j < i && eps[j] == eps[i]) || eps[j] < eps[i];
         if (below == (r->runs - 1) / 2) mid = i;
     }
     r->tp = &r->tp_runs[mid];

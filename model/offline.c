@@ -104,7 +104,7 @@ static void ob_put(obuf *b, const void *p, size_t n) {
 }
 
 static void ob_long(obuf *b, int64_t v) {
-    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    uint64_t z = util_zigzag(v);
     uint8_t tmp[10];
     size_t n = 0;
     do {

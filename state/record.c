@@ -199,7 +199,7 @@ static void put_varint(wbuf *w, uint64_t v) {
 }
 
 static void put_zigzag(wbuf *w, int64_t v) {
-    put_varint(w, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+    put_varint(w, util_zigzag(v));
 }
 
 static void put_f32(wbuf *w, float f) {
@@ -215,15 +215,11 @@ static size_t varint_size(uint64_t v) {
     return n;
 }
 
-static uint64_t zigzag(int64_t v) {
-    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
-}
-
 /* The exact length encode_published writes, so the tagged field's length
  * prefix goes first without a scratch buffer. */
 static size_t published_size(const state_user *u) {
     size_t vlen = strnlen(u->variant, sizeof(u->variant) - 1);
-    size_t n = varint_size(zigzag(u->published_ts_ms)) + varint_size(vlen) + vlen +
+    size_t n = varint_size(util_zigzag(u->published_ts_ms)) + varint_size(vlen) + vlen +
                varint_size(u->n_published);
     for (uint32_t i = 0; i < u->n_published; i++)
         n += varint_size(u->published[i].item_len) + u->published[i].item_len + 1 + 4;

@@ -90,6 +90,14 @@ int util_is_secret_key(const char *key);
 /* ---- Hashing: XXH3 64-bit, stable across machines and restarts. */
 uint64_t util_hash64(const void *data, size_t len, uint64_t seed);
 
+/* ---- ZigZag: a signed integer as an unsigned one that stays small for
+ * small magnitudes (Avro's longs, the state records' varints). Written with
+ * unsigned shifts only: right-shifting a negative int64_t is
+ * implementation-defined in C. */
+static inline uint64_t util_zigzag(int64_t v) {
+    return (uint64_t)v << 1 ^ (0 - ((uint64_t)v >> 63));
+}
+
 /* ---- UTF-8: 1 when [s, s+len) is well-formed UTF-8 without NUL bytes. */
 int util_utf8_valid(const char *s, size_t len);
 
