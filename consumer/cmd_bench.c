@@ -9,7 +9,8 @@
  * fixed-rate runs give event-to-publish latency and its floor (a bare loop).
  * Reports throughput, ratio, latency quantiles, peak RSS, RocksDB bytes
  * written per event (the process's block-layer writes during the run, which
- * only RocksDB makes then) and the loop's time split, as text or --json. */
+ * only RocksDB makes then), the CPU each loop took and the embedded broker's
+ * share of it, and the loop's time split, as text or --json. */
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
