@@ -26,8 +26,15 @@
 #include "bench_int.h"
 #include "commands.h"
 
+/* A phase's CPU seconds: the whole process's and the embedded broker's
+ * thread's (0 with --brokers). */
+typedef struct cpu_mark {
+    double process, broker;
+} cpu_mark;
+
 typedef struct tput_result {
-    double events_per_s, wall_s, cpu_s, broker_cpu_s, join_s;
+    double events_per_s, wall_s, join_s;
+    cpu_mark cpu;
     uint64_t applied, write_bytes, state_dir_bytes;
     run_stats st;
 } tput_result;
@@ -36,17 +43,17 @@ typedef struct tput_result {
 
 typedef struct bench_report {
     double produce_s, train_s;
-    int runs;                                     /* processor runs, each between two bounds */
-    double bound_runs[BENCH_RUNS_MAX + 1];        /* before, between and after them */
-    double bound_cpu_runs[BENCH_RUNS_MAX + 1];    /* process CPU seconds of each bound */
-    double bound_broker_runs[BENCH_RUNS_MAX + 1]; /* the embedded broker's share of them */
-    tput_result tp_runs[BENCH_RUNS_MAX];          /* in order */
-    double ratio_runs[BENCH_RUNS_MAX];            /* each over the mean of its two bounds */
-    double bound_eps, events_per_s, ratio;        /* medians of the runs */
-    double bound_cpu_s, bound_broker_cpu_s;       /* medians of the two above */
+    int runs;                                    /* processor runs, each between two bounds */
+    double bound_runs[BENCH_RUNS_MAX + 1];       /* before, between and after them */
+    cpu_mark bound_cpu_runs[BENCH_RUNS_MAX + 1]; /* the CPU of each bound */
+    tput_result tp_runs[BENCH_RUNS_MAX];         /* in order */
+    double ratio_runs[BENCH_RUNS_MAX];           /* each over the mean of its two bounds */
+    double bound_eps, events_per_s, ratio;       /* medians of the runs */
+    cpu_mark bound_cpu;                          /* the medians of bound_cpu_runs */
     const tput_result *tp; /* the run of median throughput (the lower one of an even count) */
     bench_shape out_shape; /* the median run's output, for the output-matched bound */
-    double out_bound_eps, out_bound_cpu_s, out_bound_broker_cpu_s;
+    double out_bound_eps;
+    cpu_mark out_bound_cpu;
     int embedded;                 /* the broker is ours: its thread's CPU is measured */
     bench_latency lat, floor_lat; /* the processor's; the bare loop's */
     int lat_done;
@@ -144,11 +151,6 @@ static double broker_cpu_seconds(void) {
     return sum;
 }
 
-/* A phase's CPU: the whole process's and the embedded broker's. */
-typedef struct cpu_mark {
-    double process, broker;
-} cpu_mark;
-
 static cpu_mark cpu_now(void) {
     return (cpu_mark){cpu_seconds(), broker_cpu_seconds()};
 }
@@ -190,9 +192,7 @@ static int run_throughput(const bench_opts *o, const run_config *base, int run, 
     t->stop = 1;
     pthread_join(th, NULL);
     r->wall_s = (double)(util_mono_ns() - t0) / 1e9;
-    cpu_mark cpu = cpu_since(cpu0);
-    r->cpu_s = cpu.process;
-    r->broker_cpu_s = cpu.broker;
+    r->cpu = cpu_since(cpu0);
     r->write_bytes = proc_write_bytes() - wb0;
     r->state_dir_bytes = dir_bytes(dir);
     r->st = t->st;
@@ -277,7 +277,7 @@ static double over(double x, double y) {
 /* The bound's CPU over the median processor run's: the throughput ratio
  * both would reach if CPU alone limited them. */
 static double cpu_ratio(const bench_report *r) {
-    return over(r->bound_cpu_s, r->tp->cpu_s);
+    return over(r->bound_cpu.process, r->tp->cpu.process);
 }
 
 /* What one published list weighs: the broker's and the clients' share of
@@ -295,11 +295,11 @@ static json_t *broker_cpu_json(const bench_report *r, double seconds) {
 static json_t *output_bound_json(const bench_report *r) {
     return json_pack(
         "{s:f,s:f,s:o,s:I,s:f,s:f,s:f,s:f}", "events_per_s", r->out_bound_eps, "cpu_s",
-        r->out_bound_cpu_s, "broker_cpu_s", broker_cpu_json(r, r->out_bound_broker_cpu_s),
+        r->out_bound_cpu.process, "broker_cpu_s", broker_cpu_json(r, r->out_bound_cpu.broker),
         "bytes_per_record", (json_int_t)r->out_shape.bytes, "records_per_event",
         r->out_shape.records_per_event, "of_transport_bound", over(r->out_bound_eps, r->bound_eps),
-        "cpu_of_transport_bound", over(r->bound_cpu_s, r->out_bound_cpu_s), "processor_ratio",
-        over(r->events_per_s, r->out_bound_eps));
+        "cpu_of_transport_bound", over(r->bound_cpu.process, r->out_bound_cpu.process),
+        "processor_ratio", over(r->events_per_s, r->out_bound_eps));
 }
 
 static json_t *reals(const double *v, int n) {
@@ -337,11 +337,10 @@ static json_t *report_json(const bench_opts *o, const bench_report *r, int batch
     json_object_set_new(j, "ratio_runs", reals(r->ratio_runs, r->runs));
     json_object_set_new(j, "processor_wall_s", json_real(r->tp->wall_s));
     json_object_set_new(j, "processor_join_s", json_real(r->tp->join_s));
-    json_object_set_new(j, "process_cpu_s", json_real(r->tp->cpu_s));
-    json_object_set_new(j, "broker_cpu_s", broker_cpu_json(r, r->tp->broker_cpu_s));
-    json_object_set_new(j, "transport_bound_cpu_s", json_real(r->bound_cpu_s));
-    json_object_set_new(j, "transport_bound_broker_cpu_s",
-                        broker_cpu_json(r, r->bound_broker_cpu_s));
+    json_object_set_new(j, "process_cpu_s", json_real(r->tp->cpu.process));
+    json_object_set_new(j, "broker_cpu_s", broker_cpu_json(r, r->tp->cpu.broker));
+    json_object_set_new(j, "transport_bound_cpu_s", json_real(r->bound_cpu.process));
+    json_object_set_new(j, "transport_bound_broker_cpu_s", broker_cpu_json(r, r->bound_cpu.broker));
     json_object_set_new(j, "cpu_ratio", json_real(cpu_ratio(r)));
     json_object_set_new(j, "output_bound", output_bound_json(r));
     json_object_set_new(j, "applied", json_integer((json_int_t)n));
@@ -390,7 +389,8 @@ static void report_text(const bench_opts *o, const bench_report *r, int batch_si
     printf("ceiling     %.0f events/s: the bound publishing the processor's output (%.3f records "
            "of %zu bytes per event), %.2f of the bound (CPU %.2f); the processor at %.2f of it\n",
            r->out_bound_eps, r->out_shape.records_per_event, r->out_shape.bytes,
-           over(r->out_bound_eps, r->bound_eps), over(r->bound_cpu_s, r->out_bound_cpu_s),
+           over(r->out_bound_eps, r->bound_eps),
+           over(r->bound_cpu.process, r->out_bound_cpu.process),
            over(r->events_per_s, r->out_bound_eps));
     if (r->lat_done) {
         latency_text("latency", &r->lat);
@@ -404,11 +404,11 @@ static void report_text(const bench_opts *o, const bench_report *r, int batch_si
            n ? (double)r->tp->write_bytes / (double)n : 0, (double)r->tp->state_dir_bytes / 1e6);
     printf("cpu         %.1f s process CPU over %.1f s wall; the bound %.1f s (median), %.2f of "
            "the processor's\n",
-           r->tp->cpu_s, r->tp->wall_s, r->bound_cpu_s, cpu_ratio(r));
+           r->tp->cpu.process, r->tp->wall_s, r->bound_cpu.process, cpu_ratio(r));
     if (r->embedded)
         printf("broker cpu  %.2f s of the processor's, %.2f s of the bound's, %.2f s of the "
                "ceiling's (the embedded broker's thread)\n",
-               r->tp->broker_cpu_s, r->bound_broker_cpu_s, r->out_bound_broker_cpu_s);
+               r->tp->cpu.broker, r->bound_cpu.broker, r->out_bound_cpu.broker);
     double us[SPLIT_STAGES], sh[SPLIT_STAGES];
     split(&r->tp->st, n, us, sh);
     printf("split      ");
@@ -527,8 +527,10 @@ static void summarize(bench_report *r) {
         if (below == (r->runs - 1) / 2) mid = i;
     }
     r->tp = &r->tp_runs[mid];
-    r->bound_cpu_s = median(r->bound_cpu_runs, r->runs + 1);
-    r->bound_broker_cpu_s = median(r->bound_broker_runs, r->runs + 1);
+    double process[BENCH_RUNS_MAX + 1], broker[BENCH_RUNS_MAX + 1];
+    for (int i = 0; i <= r->runs; i++)
+        process[i] = r->bound_cpu_runs[i].process, broker[i] = r->bound_cpu_runs[i].broker;
+    r->bound_cpu = (cpu_mark){median(process, r->runs + 1), median(broker, r->runs + 1)};
 }
 
 /* Transport bound number run (1, 2, ...), with the process CPU it took. */
@@ -538,9 +540,7 @@ static int bound_run(const bench_opts *o, const run_config *cfg, const char *tin
     cpu_mark cpu0 = cpu_now();
     int rc = bench_transport_bound(o, cfg->brokers, cfg->kconf, tin, tbound, run, NULL,
                                    &r->bound_runs[run - 1], err, errsz);
-    cpu_mark cpu = cpu_since(cpu0);
-    r->bound_cpu_runs[run - 1] = cpu.process;
-    r->bound_broker_runs[run - 1] = cpu.broker;
+    r->bound_cpu_runs[run - 1] = cpu_since(cpu0);
     return rc;
 }
 
@@ -560,9 +560,7 @@ static int output_bound(const bench_opts *o, const run_config *cfg, const char *
     cpu_mark cpu0 = cpu_now();
     int rc = bench_transport_bound(o, cfg->brokers, cfg->kconf, tin, tbound, r->runs + 2,
                                    &r->out_shape, &r->out_bound_eps, err, errsz);
-    cpu_mark cpu = cpu_since(cpu0);
-    r->out_bound_cpu_s = cpu.process;
-    r->out_bound_broker_cpu_s = cpu.broker;
+    r->out_bound_cpu = cpu_since(cpu0);
     return rc;
 }
 

@@ -2,9 +2,9 @@
 # `recstream bench --quick --json` keeps working: the whole benchmark (stream,
 # model, processor over it, transport bound before and after it, the
 # output-matched bound, fixed-rate latency and its floor) on tiny sizes, and
-# its JSON carries positive, consistent figures. Also: the text report names every figure, --runs 2
-# reports the median of two processor runs between three bounds, and a bad
-# flag is one line and exit 2.
+# its JSON carries positive, consistent figures. Also: the text report names
+# every figure, --runs 2 reports the median of two processor runs between
+# three bounds, and a bad flag is one line and exit 2.
 set -euo pipefail
 : "${RECSTREAM:?}" "${TEST_TMPDIR:?}"
 T="$TEST_TMPDIR/bench-$$"
